@@ -115,6 +115,8 @@ def download(dest: Path | None = None, mirror: str | None = None,
     """
     dest = Path(dest or cache_dir() / "data")
     wanted = [s for s in sources() if only is None or any(s.path.startswith(p) for p in only)]
+    if not wanted:
+        raise CotlibError(f"--only {' '.join(only or [])}: no data file path starts with that")
     fetched = []
     for source in wanted:
         target = dest / source.path

@@ -40,6 +40,7 @@ class RecordedCompletion:
     answer_text: str
     prediction: str  # our extraction from answer_text, in our choice letters
     answer: str  # our gold answer
+    raw_prediction: str  # our extraction, in the log's choice letters
     log_prediction: str
     log_gold: str
 
@@ -100,12 +101,12 @@ def _recorded(task: Task, root: Path) -> tuple[RecordedCompletion, ...]:
         if not candidates:
             continue
         sample = candidates.pop(0)  # duplicated texts: one record per sample, in order
-        prediction = task.extract(record.answer_text)
+        raw = prediction = task.extract(record.answer_text)
         if task.answer_type == "choice":
-            prediction = _our_letter(prediction, log_choices(record.question), sample.choices)
+            prediction = _our_letter(raw, log_choices(record.question), sample.choices)
         joined.append(RecordedCompletion(
             sample.sample_index, sample.question, record.rationale, record.answer_text.strip(),
-            prediction, sample.answer, record.log_prediction, record.log_gold))
+            prediction, sample.answer, raw, record.log_prediction, record.log_gold))
     return tuple(sorted(joined, key=lambda c: c.sample_index))
 
 
@@ -115,4 +116,7 @@ def _our_letter(letter: str, theirs: tuple[str, ...], ours: tuple[str, ...]) -> 
     if not 0 <= index < len(theirs):
         return ""
     text = _choice_key(theirs[index])
-    return next((chr(ord("A") + i) for i, c in enumerate(ours) if _choice_key(c) == text), "")
+    keys = [_choice_key(c) for c in ours]
+    if index < len(keys) and keys[index] == text:  # same place (some choice lists repeat a text)
+        return letter
+    return chr(ord("A") + keys.index(text)) if text in keys else ""

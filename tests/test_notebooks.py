@@ -1,0 +1,33 @@
+import json
+
+import papermill
+import pytest
+
+from conftest import PROJECT
+
+
+def execute(name, tmp_path, **parameters):
+    """Run a copy of a notebook headless; artefacts go to tmp_path, never into the repo."""
+    output = tmp_path / name
+    papermill.execute_notebook(PROJECT / "notebooks" / name, output, cwd=PROJECT / "notebooks",
+                               parameters={"figures_dir": str(tmp_path / "figures"),
+                                           "results_dir": str(tmp_path / "results"), **parameters},
+                               progress_bar=False, kernel_name="python3")
+    return json.loads(output.read_text())
+
+
+def test_00_data(tmp_path):
+    nb = execute("00_data.ipynb", tmp_path)
+    assert (tmp_path / "figures/rationale_length.png").stat().st_size > 10_000
+    table = (tmp_path / "results/tasks.csv").read_text().splitlines()
+    assert len(table) == 13 and table[0].startswith("task,type,train,test")
+    assert not [c for c in nb["cells"] if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+
+
+def test_committed_notebooks_hold_outputs_and_no_absolute_paths():
+    for path in (PROJECT / "notebooks").glob("*.ipynb"):
+        text = path.read_text()
+        for marker in ("/work/", "/root/", "/home/", "/tmp/"):
+            assert marker not in text, (path.name, marker)
+        code = [c for c in json.loads(text)["cells"] if c["cell_type"] == "code"]
+        assert any(c["outputs"] for c in code), f"{path.name} carries no outputs of a real run"
