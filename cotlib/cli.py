@@ -21,6 +21,121 @@ def cmd_download(args: argparse.Namespace) -> None:
     print(f"{len(fetched)} file(s) downloaded into {args.dest}; the rest were already there")
 
 
+def cmd_generate(args: argparse.Namespace) -> None:
+    from . import teachers  # noqa: PLC0415  (heavy imports only when asked)
+    from .store import Store, export_completion_dataset  # noqa: PLC0415
+    from .tasks import get_task  # noqa: PLC0415
+    params = teachers.GenerationParams(args.method, args.D, args.T, args.max_tokens,
+                                       args.answer_max_tokens, args.seed)
+    tasks = [get_task(name) for name in args.task]
+    teacher = teachers.make_teacher(args.teacher, args.model, **_teacher_options(args))
+    name = teacher.name if teacher else teachers.RECORDED_TEACHER
+    budget = teachers.Budget(args.max_cost, args.max_total_tokens)
+    for task in tasks:
+        where = dict(teacher=name, params=params, task=task.name, split=args.split, part=args.part)
+        store = Store(teachers.run_file(args.store_dir, suffix=".store.jsonl", **where))
+        if teacher is None:
+            _store_recorded(store, teachers.recorded_completions(task, params, args.part, args.split))
+        else:
+            summary = teachers.generate(teacher, task, store, params, args.part, args.split,
+                                        args.limit, budget, progress=not args.no_progress)
+            for problem in summary.problems:
+                print(f"warning: {problem}", file=sys.stderr)
+            print(summary.line())
+        out = teachers.run_file(args.out or args.store_dir, **where)
+        records = teachers.consolidate(store, out)
+        print(f"{task.name}: {len(records)} completions, teacher accuracy "
+              f"{teachers.accuracy(records):.1f}% -> {out}")
+        if args.upstream_json:
+            export_completion_dataset(records, out.with_suffix(".completion_dataset.json"),
+                                      base_model=name, completion_key=params.method)
+        if teacher is not None and budget.reached(teacher.usage):
+            print("budget reached: stopped before the remaining tasks")
+            break
+
+
+def _store_recorded(store, records) -> None:
+    done = store.load().done()
+    for record in records:
+        if record.key() not in done:
+            store.append(record)
+
+
+def _teacher_options(args: argparse.Namespace) -> dict:
+    if args.teacher == "hf":
+        return {"batch_size": args.batch_size, "template": args.template or "plain"}
+    if args.teacher not in ("openai", "local"):
+        return {}
+    options = dict(workers=args.concurrency, timeout=args.timeout, retries=args.retries,
+                   api=args.api)
+    if args.teacher == "local":
+        return {**options, "base_url": args.base_url or "http://127.0.0.1:8080/v1"}
+    return {**options, "base_url": args.base_url, "key_env": args.api_key_env,
+            "template": args.template or "plain", "price": (args.price_in, args.price_out)}
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from .serve import model_path, start_server  # noqa: PLC0415
+    if args.assemble_only:
+        print(model_path(args.model))
+        return
+    server = start_server(args.model, args.port, args.threads, args.n_ctx)
+    print(f"serving {args.model} at {server.base_url} (Ctrl-C stops it)", flush=True)
+    try:
+        server.process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+def add_teacher_steps(steps) -> None:
+    """`generate` (step 1: rationales from a teacher) and `serve` (a local teacher)."""
+    g = steps.add_parser("generate", help="step 1: ask a teacher for Zero-shot-CoT rationales")
+    g.add_argument("--teacher", default="recorded", help="recorded, openai, local or hf")
+    g.add_argument("--model", default="", help="model name (openai), local model name "
+                   "(local: qwen2.5-coder-1.5b, ...) or directory (hf)")
+    g.add_argument("--task", nargs="+", required=True)
+    g.add_argument("--split", default="default")
+    g.add_argument("--part", default="train")
+    g.add_argument("--limit", type=int, help="only the first N questions of the part")
+    g.add_argument("--D", type=int, default=1, help="degree of diverse reasoning")
+    g.add_argument("--T", type=float, default=0.0, help="sampling temperature")
+    g.add_argument("--method", default="zs_cot", help="zs_cot, fs_cot or zs")
+    g.add_argument("--max-tokens", type=int, default=128, help="rationale token cap")
+    g.add_argument("--answer-max-tokens", type=int, default=32)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://host:8000/v1")
+    g.add_argument("--api-key-env", default="OPENAI_API_KEY",
+                   help="name of the environment variable holding the key")
+    g.add_argument("--api", default="completions", choices=["completions", "chat"])
+    g.add_argument("--template", choices=["plain", "chatml"],
+                   help="prompt rendering for the completions API (local: the model's)")
+    g.add_argument("--concurrency", type=int, default=4)
+    g.add_argument("--timeout", type=float, default=120.0)
+    g.add_argument("--retries", type=int, default=5)
+    g.add_argument("--price-in", type=float, default=0.0, help="USD per 1M prompt tokens")
+    g.add_argument("--price-out", type=float, default=0.0, help="USD per 1M completion tokens")
+    g.add_argument("--max-cost", type=float, help="budget in USD: stop cleanly when reached")
+    g.add_argument("--max-total-tokens", type=int, help="budget in tokens")
+    g.add_argument("--batch-size", type=int, default=8, help="hf: questions per batch")
+    g.add_argument("--store-dir", type=Path, default=Path("runs/teachers"),
+                   help="durable JSONL stores (default: %(default)s)")
+    g.add_argument("--out", type=Path, help="where consolidated files go (default: store dir)")
+    g.add_argument("--upstream-json", action="store_true",
+                   help="also write reasoning-teacher CompletionDataset JSON")
+    g.add_argument("--no-progress", action="store_true")
+    g.set_defaults(run=cmd_generate)
+    s = steps.add_parser("serve", help="serve a local teacher on 127.0.0.1 (llama-cpp-python)")
+    s.add_argument("--model", default="qwen2.5-coder-1.5b")
+    s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--threads", type=int)
+    s.add_argument("--n-ctx", type=int, default=2048)
+    s.add_argument("--assemble-only", action="store_true",
+                   help="only assemble and cache the GGUF, print its path")
+    s.set_defaults(run=cmd_serve)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m cotlib", description=__doc__)
     steps = p.add_subparsers(dest="step", required=True)
@@ -32,6 +147,7 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--mirror", help="base URL serving the same layout instead of GitHub")
     d.add_argument("--only", nargs="*", help="path prefixes to fetch (default: all)")
     d.set_defaults(run=cmd_download)
+    add_teacher_steps(steps)
     return p
 
 

@@ -1,0 +1,150 @@
+"""Step 1 against a scripted OpenAI-compatible server and a tiny in-process model (fast)."""
+import subprocess
+import sys
+
+import pytest
+
+from cotlib.data import CotlibError
+from cotlib.store import Store
+from cotlib.tasks import get_task
+from cotlib.teachers import (Budget, GenerationParams, OpenAITeacher, accuracy, generate,
+                             make_teacher, recorded_completions)
+from conftest import PROJECT
+from servers import FaultProxy, free_port, scripted_teacher
+
+KEY = "sk-test-DO-NOT-LEAK-7f3a9c"
+SHOWN = get_task("multiarith")  # stage 1 of the scripted server sums the question's numbers
+
+
+@pytest.fixture
+def server():
+    s = scripted_teacher()
+    yield s
+    s.close()
+
+
+def teacher(url, monkeypatch, **options):
+    monkeypatch.setenv("TEST_TEACHER_KEY", KEY)
+    return OpenAITeacher("scripted", base_url=url, key_env="TEST_TEACHER_KEY",
+                         timeout=2, backoff=0.01, **options)
+
+
+def test_d3_on_a_server_that_ignores_n_uses_distinct_seeds(server, tmp_path, monkeypatch):
+    t = teacher(server.url, monkeypatch, workers=2)
+    store = Store(tmp_path / "s.jsonl")
+    summary = generate(t, SHOWN, store, GenerationParams(degree=3, temperature=0.7),
+                       limit=4, progress=False)
+    records = store.load().records.values()
+    assert summary.done_now == 12 and summary.failed == 0 and len(records) == 12
+    assert t.n_supported is False  # detected, then one request per completion
+    for sample in {r.sample_index for r in records}:
+        rationales = {r.rationale for r in records if r.sample_index == sample}
+        assert len(rationales) == 3
+    assert all(r.reasoning_finish_reason == "stop" and r.prompt_tokens for r in records)
+    assert summary.usage.tokens == 30 * (12 + 12)  # per question: an n=3 probe, 2 more, 3 answers
+
+
+def test_rerun_asks_only_for_what_is_missing(server, tmp_path, monkeypatch):
+    store = Store(tmp_path / "s.jsonl")
+    params = GenerationParams(degree=2, temperature=1.0)
+    first = generate(teacher(server.url, monkeypatch), SHOWN, store, params, limit=3, progress=False)
+    posts = len(server.seen)
+    again = generate(teacher(server.url, monkeypatch), SHOWN, store, params, limit=5, progress=False)
+    assert first.done_now == 6 and again.done_before == 6 and again.done_now == 4
+    assert len(server.seen) - posts == 2 * (1 + 1 + 2)  # 2 new questions: probe + 1 + 2 answers
+
+
+def test_faults_are_retried_and_counted(server, tmp_path, monkeypatch):
+    proxy = FaultProxy(server.url, {1: 429, 2: 500, 3: "truncate", 4: "drop", 6: "stall"}, stall=4)
+    t = teacher(proxy.url, monkeypatch, workers=1)
+    store = Store(tmp_path / "s.jsonl")
+    summary = generate(t, SHOWN, store, GenerationParams(), limit=3, progress=False)
+    proxy.close()
+    assert summary.done_now == 3 and summary.failed == 0
+    assert t.usage.faults == {"429": 1, "500": 1, "malformed": 1, "connection": 1, "timeout": 1}
+    assert t.usage.retries == 5
+    records = store.load().records.values()
+    assert [r.prediction for r in records] == ["109", "28", "6"]  # the scripted sums
+
+
+def test_a_request_that_keeps_failing_is_recorded_and_the_run_goes_on(server, tmp_path, monkeypatch):
+    question = SHOWN.split("train")[1].question
+    proxy = FaultProxy(server.url, always=500, always_on=question[:30])
+    t = teacher(proxy.url, monkeypatch, retries=2)
+    store = Store(tmp_path / "s.jsonl")
+    summary = generate(t, SHOWN, store, GenerationParams(), limit=3, progress=False)
+    proxy.close()
+    assert summary.done_now == 2 and summary.failed == 1 and t.usage.failures == 1
+    failed = [r for r in store.load().records.values() if r.status == "failed"]
+    assert failed[0].sample_index == SHOWN.split("train")[1].sample_index
+    assert failed[0].error == "500, 3 attempts"
+
+
+def test_budget_stops_cleanly(server, tmp_path, monkeypatch):
+    t = teacher(server.url, monkeypatch, workers=1, price=(1000.0, 1000.0))  # $0.03 a call
+    store = Store(tmp_path / "s.jsonl")
+    summary = generate(t, SHOWN, store, GenerationParams(), limit=20,
+                       budget=Budget(max_cost=0.25), progress=False)
+    assert summary.stopped == "budget" and 3 <= summary.done_now <= 5
+    assert len(store.load().records) == summary.done_now  # nothing half-written
+
+
+def test_bad_input_fails_before_work(tmp_path, monkeypatch):
+    monkeypatch.delenv("NO_SUCH_KEY", raising=False)
+    t = OpenAITeacher("m", base_url="http://127.0.0.1:9/v1", key_env="NO_SUCH_KEY")
+    with pytest.raises(CotlibError, match="environment variable NO_SUCH_KEY is not set"):
+        generate(t, SHOWN, Store(tmp_path / "s.jsonl"), limit=2, progress=False)
+    t = teacher(f"http://127.0.0.1:{free_port()}/v1", monkeypatch)
+    with pytest.raises(CotlibError, match="cannot reach the teacher endpoint http://127.0.0.1"):
+        generate(t, SHOWN, Store(tmp_path / "s.jsonl"), limit=2, progress=False)
+    assert not (tmp_path / "s.jsonl").exists() or not (tmp_path / "s.jsonl").read_text()
+    for bad, message in [(dict(degree=0), "D=0 must be"), (dict(temperature=-0.1), "T=-0.1"),
+                         (dict(degree=4), "diverse reasoning needs T > 0")]:
+        with pytest.raises(CotlibError, match=message):
+            GenerationParams(**bad)
+    with pytest.raises(CotlibError, match="unknown teacher 'gpt'"):
+        make_teacher("gpt")
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "cotlib", *args], cwd=PROJECT,
+                          capture_output=True, text=True, env=env)
+
+
+def test_cli_generate_writes_no_key(server, tmp_path):
+    env = {"PATH": "/usr/bin", "MY_KEY": KEY, "HOME": str(tmp_path)}
+    done = run_cli("generate", "--teacher", "openai", "--model", "scripted", "--base-url",
+                   server.url, "--api-key-env", "MY_KEY", "--task", "multiarith", "svamp",
+                   "--limit", "3", "--D", "2", "--T", "0.7", "--store-dir", str(tmp_path / "runs"),
+                   "--upstream-json", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "multiarith: 6 completions" in done.stdout and "svamp: 6 completions" in done.stdout
+    assert server.seen[0]["authorization"] == f"Bearer {KEY}"  # it was sent, and only sent
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(written) == 6  # store, consolidated, CompletionDataset for each task
+    assert not [p for p in written if KEY in p.read_text()]
+    assert KEY not in done.stdout + done.stderr
+
+
+def test_cli_bad_input_is_one_line(tmp_path):
+    for args, message in [(["--D", "0"], "D=0"), (["--T", "-1"], "T=-1"),
+                          (["--teacher", "gpt"], "unknown teacher"),
+                          (["--teacher", "openai", "--model", "m", "--api-key-env", "NONE_SET"],
+                           "NONE_SET is not set")]:
+        done = run_cli("generate", "--task", "multiarith", "--store-dir", str(tmp_path), *args,
+                       env={"PATH": "/usr/bin", "HOME": str(tmp_path)})
+        assert done.returncode == 1 and done.stderr.count("\n") == 1 and message in done.stderr
+    done = run_cli("generate", "--task", "nosuch", env={"PATH": "/usr/bin"})
+    assert done.returncode == 1 and "unknown task 'nosuch'" in done.stderr
+
+
+def test_recorded_teacher_reproduces_the_task_table():
+    import csv
+    table = {row["task"]: row for row in csv.DictReader(open(PROJECT / "results/tasks.csv"))}
+    for name in ["single_eq", "addsub", "multiarith", "svamp", "date_understanding",
+                 "tracking_shuffled_objects", "last_letter_concatenation", "coin_flip",
+                 "strategy_qa"]:
+        records = recorded_completions(get_task(name))
+        assert accuracy(records) == pytest.approx(float(table[name]["teacher_train"]), abs=0.01)
+    with pytest.raises(CotlibError, match="D=4, T=0.7"):
+        recorded_completions(get_task("multiarith"), GenerationParams(degree=4, temperature=0.7))
