@@ -1,10 +1,22 @@
 """Reusable wiring of the steps: tables and runs that notebooks and the CLI share."""
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
 import pandas as pd
 
-from .tasks import TASKS, Task
-from .teachers import read_log, log_path, recorded
+from .curation import FinetuneSample, curate, report, vanilla
+from .data import PROJECT_ROOT, CotlibError
+from .evaluation import accuracy, evaluate
+from .students import GEMMA, TrainConfig, load_student, train
+from .tasks import TASKS, Task, get_task
+from .teachers import log_path, read_log, recorded
 
 
 def teacher_accuracy(task: Task, part: str | None, strict: bool = False) -> float:
@@ -52,3 +64,176 @@ def rationale_lengths() -> pd.DataFrame:
     return pd.DataFrame([
         {"task": task.name, "sample_index": c.sample_index, "words": len(c.rationale.split())}
         for task in TASKS.values() for c in recorded(task)])
+
+
+# --- Fine-tune-CoT runs: profiles, run directories, the main table ----------------------
+
+@dataclass(frozen=True)
+class Profile:
+    """What to run: a student, tasks, training settings, and how much of each split."""
+    name: str
+    student: str
+    tasks: tuple[str, ...]
+    train: TrainConfig
+    train_limit: int | None = None  # first N train questions (None: all)
+    test_limit: int | None = None  # first N test questions (None: all)
+    methods: tuple[str, ...] = ("fine_tune_cot", "vanilla", "zero_shot", "zero_shot_cot",
+                                "few_shot_cot")
+    max_new_tokens: int = 160
+    eval_batch_size: int = 16
+    notes: str = ""
+
+
+FULL_TASKS = ("single_eq", "addsub", "multiarith", "svamp", "date_understanding",
+              "tracking_shuffled_objects", "last_letter_concatenation", "coin_flip",
+              "strategy_qa")
+PROFILES = {p.name: p for p in [
+    Profile("smoke", "tiny", ("coin_flip", "multiarith"),
+            TrainConfig(epochs=1, batch_size=4, bf16=False, checkpoint_every=2),
+            train_limit=16, test_limit=6, max_new_tokens=16,
+            notes="tiny random model: exercises every step in seconds; accuracies are meaningless"),
+    Profile("default", GEMMA, ("coin_flip", "multiarith"),
+            TrainConfig(epochs=3, learning_rate=1e-4, batch_size=8),
+            notes="departures from the paper: Gemma-3-270M student (paper: GPT-3 0.3B-6.7B, "
+                  "T5, GPT-2); tied embedding frozen; bf16 autocast; 3 epochs (paper: 20)"),
+    Profile("full", GEMMA, FULL_TASKS, TrainConfig(epochs=3, learning_rate=1e-4, batch_size=8),
+            notes="as default, on the 9 tasks with recorded train rationales"),
+]}
+
+
+def get_profile(name: str, tasks: list[str] | None = None, student: str | None = None,
+                epochs: int | None = None, learning_rate: float | None = None,
+                train_limit: int | None = None, test_limit: int | None = None) -> Profile:
+    """A profile with some settings overridden (None keeps the profile's own)."""
+    if name not in PROFILES:
+        raise CotlibError(f"unknown profile {name!r}; choose from {', '.join(PROFILES)}")
+    profile = PROFILES[name]
+    for key, value, kind in [("epochs", epochs, int), ("learning_rate", learning_rate, float),
+                             ("train_limit", train_limit, int), ("test_limit", test_limit, int)]:
+        if value is not None and (not isinstance(value, (kind, int)) or value <= 0):
+            raise CotlibError(f"parameter {key}={value!r}: expected a positive {kind.__name__}")
+    if tasks is not None:
+        if isinstance(tasks, str) or not tasks:
+            raise CotlibError(f"parameter tasks={tasks!r}: expected a non-empty list of task names")
+        for task in tasks:
+            get_task(task)
+    train = replace(profile.train, **{k: v for k, v in
+                                      [("epochs", epochs), ("learning_rate", learning_rate)]
+                                      if v is not None})
+    changes = {"tasks": tuple(tasks) if tasks else None, "student": student,
+               "train_limit": train_limit, "test_limit": test_limit}
+    return replace(profile, train=train, **{k: v for k, v in changes.items() if v is not None})
+
+
+def runs_root() -> Path:
+    return Path(os.environ.get("COTLIB_RUNS", PROJECT_ROOT / "runs"))
+
+
+def run_dir(profile: Profile, task: str, method: str) -> Path:
+    """runs/<profile>/<task>/<method>-<hash of everything that changes the result>."""
+    config = json.dumps([profile.student, asdict(profile.train), profile.train_limit,
+                         profile.test_limit, profile.max_new_tokens], sort_keys=True)
+    digest = hashlib.sha256(config.encode()).hexdigest()[:8]
+    return runs_root() / profile.name / task / f"{method}-{digest}"
+
+
+def train_samples(profile: Profile, task: Task, method: str) -> list[FinetuneSample]:
+    indices = task.split_indices()["train"][:profile.train_limit]
+    if method == "vanilla":
+        return vanilla(task, indices)
+    teacher = recorded(task)
+    if not any(c.sample_index in set(indices) for c in teacher):
+        raise CotlibError(f"task {task.name} has no recorded teacher rationales on its train "
+                          "split (only its test set was logged); Fine-tune-CoT needs them")
+    return curate(task, teacher, indices)
+
+
+def run(profile: Profile, task_name: str, method: str, force: bool = False, log=print) -> dict:
+    """One cell of the main table: train if needed, evaluate on test, store everything.
+
+    A finished run (metrics.json present) is loaded, not recomputed, unless force=True.
+    """
+    task = get_task(task_name)
+    out = run_dir(profile, task_name, method)
+    if (out / "metrics.json").is_file() and not force:
+        return json.loads((out / "metrics.json").read_text())
+    samples = task.split("test")[:profile.test_limit]
+    curated = train_samples(profile, task, method) if method in TRAINED else []
+    if method in TRAINED and not curated:
+        raise CotlibError(f"{task_name}: zero curated samples for {method}")
+    model, tokenizer = load_student(profile.student)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics: dict = {"task": task_name, "method": method, "profile": profile.name,
+                     "student": profile.student}
+    if method in TRAINED:
+        trained = train(model, tokenizer, curated, profile.train, out, log=log)
+        model = trained.pop("model")
+        metrics.update(train_samples=len(curated), **{k: trained[k] for k in
+                                                       ("total_steps", "tokens", "seconds")},
+                       losses=trained["losses"])
+    started = time.time()
+    predictions = evaluate(model, tokenizer, task, samples, EVAL_METHOD.get(method, method),
+                           profile.max_new_tokens, profile.eval_batch_size, profile.train.bf16)
+    metrics.update(accuracy(predictions), eval_seconds=time.time() - started)
+    write_jsonl(out / "predictions.jsonl", [asdict(p) for p in predictions])
+    (out / "config.json").write_text(json.dumps(asdict(profile), indent=1, default=str))
+    atomic_write(out / "metrics.json", json.dumps(metrics, indent=1))
+    shutil.rmtree(out / "checkpoint", ignore_errors=True)
+    return metrics
+
+
+TRAINED = ("fine_tune_cot", "vanilla")
+EVAL_METHOD = {"fine_tune_cot": "fine_tune", "vanilla": "vanilla"}
+
+
+def atomic_write(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+def write_jsonl(path: Path, records: list[dict]) -> None:
+    atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
+ROW_NAMES = {"fine_tune_cot": "Fine-tune-CoT", "vanilla": "Fine-tune", "zero_shot": "Zero-shot",
+             "zero_shot_cot": "Zero-shot-CoT", "few_shot_cot": "Few-shot-CoT"}
+PAPER_ROWS = [("GPT-3", "Fine-tune-CoT", "0.3B"), ("GPT-3", "Fine-tune-CoT", "6.7B"),
+              ("GPT-3", "Fine-tune", "0.3B")]
+
+
+def paper_results() -> pd.DataFrame:
+    """The paper's reported accuracies (cotlib/paper_results.csv, source in its header)."""
+    table = pd.read_csv(Path(__file__).with_name("paper_results.csv"), comment="#",
+                        na_values="-")
+    return table.set_index(["family", "method", "size"])
+
+
+def curation_table(profile: Profile) -> pd.DataFrame:
+    """Per task: teacher completions on the train questions, kept after the answer filter."""
+    rows = []
+    for name in profile.tasks:
+        task = get_task(name)
+        indices = set(task.split_indices()["train"][:profile.train_limit])
+        completions = [c for c in recorded(task) if c.sample_index in indices]
+        rows.append(report(task, completions, train_samples(profile, task, "fine_tune_cot")))
+    return pd.DataFrame(rows).set_index("task")
+
+
+def main_table(profile: Profile, methods: tuple[str, ...] | None = None, log=print) -> pd.DataFrame:
+    """The paper's main table for `profile`: our rows, then the paper's, columns = tasks.
+
+    Runs what is missing (train, evaluate); finished runs are loaded from runs/.
+    """
+    rows: dict[str, dict[str, float]] = {}
+    for name in profile.tasks:
+        task = get_task(name)
+        rows.setdefault("Random", {})[name] = task.random_accuracy()
+        rows.setdefault("Teacher (175B, recorded)", {})[name] = teacher_accuracy(task, "test")
+        for method in methods or profile.methods:
+            log(f"{name}: {method}")
+            rows.setdefault(ROW_NAMES[method], {})[name] = run(profile, name, method, log=log)["accuracy"]
+    paper = paper_results()
+    for key in PAPER_ROWS:
+        rows[f"paper: {key[1]} {key[0]} {key[2]}"] = paper.loc[key, list(profile.tasks)].to_dict()
+    return pd.DataFrame(rows).T[list(profile.tasks)]

@@ -31,3 +31,27 @@ def test_committed_notebooks_hold_outputs_and_no_absolute_paths():
             assert marker not in text, (path.name, marker)
         code = [c for c in json.loads(text)["cells"] if c["cell_type"] == "code"]
         assert any(c["outputs"] for c in code), f"{path.name} carries no outputs of a real run"
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("COTLIB_RUNS", str(tmp_path / "runs"))  # inherited by the kernel
+    return tmp_path / "runs"
+
+
+def test_02_to_04_on_the_smoke_profile(tmp_path, runs):
+    for name in ("02_curation.ipynb", "03_fine_tuning.ipynb", "04_main_results.ipynb"):
+        execute(name, tmp_path, profile="smoke", tasks=["coin_flip"])
+    curation = (tmp_path / "results/curation_smoke.csv").read_text().splitlines()
+    assert curation[0].startswith("task,completions,kept") and curation[1].startswith("coin_flip,")
+    table = (tmp_path / "results/main_smoke.csv").read_text()
+    assert "Fine-tune-CoT," in table and "paper: Fine-tune-CoT GPT-3 0.3B,99.33" in table
+    assert (tmp_path / "figures/main_smoke.png").exists()
+    assert (tmp_path / "figures/training_loss_smoke.png").exists()
+    assert len(list(runs.glob("smoke/coin_flip/*/metrics.json"))) == 5
+
+
+def test_invalid_parameter_fails_with_one_clear_line_and_no_run(tmp_path, runs):
+    with pytest.raises(papermill.PapermillExecutionError, match="epochs=0: expected a positive int"):
+        execute("03_fine_tuning.ipynb", tmp_path, profile="smoke", epochs=0)
+    assert not runs.exists()

@@ -1,0 +1,84 @@
+"""Step 2 of Fine-tune-CoT: turn teacher completions into fine-tuning samples.
+
+Fine-tune-CoT: prompt `<question> ###`, completion ` <rationale> --> <answer> END`.
+Vanilla fine-tuning: the same prompt, completion ` <answer> END` with the gold answer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Protocol
+
+import pandas as pd
+
+from .data import CotlibError
+from .tasks import Task, canonical_gold
+
+PROMPT_END = " ###"
+ANSWER_SEP = " --> "
+COMPLETION_END = " END"
+FILTERS = ("none", "answer")
+
+
+class TeacherCompletion(Protocol):
+    sample_index: int
+    rationale: str
+    prediction: str
+
+
+@dataclass(frozen=True)
+class FinetuneSample:
+    sample_index: int
+    completion_index: int
+    prompt: str
+    completion: str
+
+
+def prompt_text(question: str) -> str:
+    return question + PROMPT_END
+
+
+def cot_completion(rationale: str, answer: str) -> str:
+    return f" {rationale.strip()}{ANSWER_SEP}{answer}{COMPLETION_END}"
+
+
+def vanilla_completion(answer: str) -> str:
+    return f" {answer}{COMPLETION_END}"
+
+
+def curate(task: Task, completions: Iterable[TeacherCompletion], indices: Iterable[int],
+           filter: str = "answer") -> list[FinetuneSample]:
+    """Fine-tune-CoT samples from teacher completions on the samples `indices` (e.g. train).
+
+    filter="answer" keeps only completions whose predicted answer is correct.
+    """
+    if filter not in FILTERS:
+        raise CotlibError(f"unknown curation filter {filter!r}; choose from {', '.join(FILTERS)}")
+    wanted, samples = set(indices), task.samples()
+    kept = []
+    for c in completions:
+        if c.sample_index not in wanted or not c.rationale.strip():
+            continue
+        sample = samples[c.sample_index]
+        if filter == "answer" and not task.is_correct(c.prediction, sample.answer):
+            continue
+        kept.append(FinetuneSample(c.sample_index, getattr(c, "completion_index", 0),
+                                   prompt_text(sample.question),
+                                   cot_completion(c.rationale, c.prediction)))
+    return kept
+
+
+def vanilla(task: Task, indices: Iterable[int]) -> list[FinetuneSample]:
+    """Vanilla fine-tuning samples: the gold answer without a rationale."""
+    samples = task.samples()
+    return [FinetuneSample(i, 0, prompt_text(samples[i].question),
+                           vanilla_completion(canonical_gold(samples[i].answer)))
+            for i in indices]
+
+
+def report(task: Task, completions: list, curated: list[FinetuneSample],
+           count_tokens=lambda text: len(text.split())) -> dict:
+    """Per-task curation statistics: completions, kept, kept %, completion length."""
+    lengths = pd.Series([count_tokens(s.completion) for s in curated], dtype=float)
+    return {"task": task.name, "completions": len(completions), "kept": len(curated),
+            "kept_%": 100 * len(curated) / max(1, len(completions)),
+            "completion_len_mean": lengths.mean(), "completion_len_max": lengths.max()}

@@ -1,0 +1,114 @@
+"""Evaluation: batched greedy generation, answer parsing, accuracy with a 95 % interval.
+
+Fine-tuned students answer after `-->` and stop at `END`; the base-model baselines
+(zero-shot, Zero-shot-CoT, few-shot-CoT) are prompted as in the paper.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .curation import ANSWER_SEP, COMPLETION_END, prompt_text
+from .students import prompt_ids
+from .prompts import answer_prompt, few_shot_cot, zero_shot, zero_shot_cot
+from .tasks import Sample, Task
+
+METHODS = ("fine_tune", "vanilla", "zero_shot", "zero_shot_cot", "few_shot_cot")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    sample_index: int
+    question: str
+    output: str  # what the student generated
+    rationale: str
+    predicted: str
+    answer: str
+    correct: bool
+
+
+def parse_completion(task: Task, output: str) -> tuple[str, str]:
+    """(rationale, predicted answer) of ` <rationale> --> <answer> END`; no `-->`, no answer."""
+    text = output.split(COMPLETION_END.strip())[0]
+    rationale, sep, answer = text.partition(ANSWER_SEP.strip())
+    return rationale.strip(), task.extract(answer) if sep else ""
+
+
+def parse_few_shot(task: Task, output: str) -> tuple[str, str]:
+    """Few-shot-CoT: the answer follows the last "answer is" of the first reply."""
+    reply = output.split("\nQ:")[0]
+    rationale, sep, answer = reply.rpartition("answer is")
+    return (rationale.strip(), task.extract(answer)) if sep else (reply.strip(), "")
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, stop: list[str],
+             batch_size: int = 16, bf16: bool = True) -> list[str]:
+    """Greedy continuations, batched (left padding, KV cache), prompts grouped by length."""
+    encoded = [prompt_ids(tokenizer, p) for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    outputs = [""] * len(prompts)
+    model.eval()
+    device = next(model.parameters()).device
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        width = max(len(encoded[i]) for i in rows)
+        input_ids = torch.full((len(rows), width), tokenizer.pad_token_id)
+        attention = torch.zeros_like(input_ids)
+        for row, i in enumerate(rows):  # left padding: every prompt ends at the last column
+            input_ids[row, width - len(encoded[i]):] = torch.tensor(encoded[i])
+            attention[row, width - len(encoded[i]):] = 1
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            ids = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device),
+                                 max_new_tokens=max_new_tokens, do_sample=False,
+                                 stop_strings=stop, tokenizer=tokenizer,
+                                 pad_token_id=tokenizer.pad_token_id)
+        texts = tokenizer.batch_decode(ids[:, width:], skip_special_tokens=True)
+        for i, text in zip(rows, texts):
+            outputs[i] = text
+    return outputs
+
+
+def evaluate(model, tokenizer, task: Task, samples: list[Sample], method: str = "fine_tune",
+             max_new_tokens: int = 160, batch_size: int = 16, bf16: bool = True) -> list[Prediction]:
+    """Predictions of `model` on `samples` with one of METHODS."""
+    run = lambda prompts, tokens, stop: generate(model, tokenizer, prompts, tokens, stop,
+                                                 batch_size, bf16)
+    questions = [s.question for s in samples]
+    if method == "fine_tune":
+        outputs = run([prompt_text(q) for q in questions], max_new_tokens, [COMPLETION_END.strip()])
+        parsed = [parse_completion(task, o) for o in outputs]
+    elif method == "vanilla":  # ` <answer> END`: no rationale, no arrow
+        outputs = run([prompt_text(q) for q in questions], 24, [COMPLETION_END.strip()])
+        parsed = [("", task.extract(o.split(COMPLETION_END.strip())[0])) for o in outputs]
+    elif method == "zero_shot":
+        outputs = run([zero_shot(q, task.trigger).text() for q in questions], 32, ["\n"])
+        parsed = [("", task.extract(o)) for o in outputs]
+    elif method == "zero_shot_cot":
+        reasoning = [zero_shot_cot(q) for q in questions]
+        rationales = run([p.text() for p in reasoning], 128, ["\nQ:"])
+        answers = run([answer_prompt(p, r, task.trigger).text()
+                       for p, r in zip(reasoning, rationales)], 32, ["\n"])
+        outputs = [f"{r}\n{task.trigger}{a}" for r, a in zip(rationales, answers)]
+        parsed = [(r.strip(), task.extract(a)) for r, a in zip(rationales, answers)]
+    elif method == "few_shot_cot":
+        outputs = run([few_shot_cot(task, q).text() for q in questions], 128, ["\nQ:"])
+        parsed = [parse_few_shot(task, o) for o in outputs]
+    else:
+        raise ValueError(f"unknown evaluation method {method!r}; choose from {METHODS}")
+    return [Prediction(s.sample_index, s.question, o, r, p, s.answer, task.is_correct(p, s.answer))
+            for s, o, (r, p) in zip(samples, outputs, parsed)]
+
+
+def accuracy(predictions: list[Prediction]) -> dict[str, float]:
+    """Accuracy (%) with a 95 % Wilson score interval."""
+    n, k, z = len(predictions), sum(p.correct for p in predictions), 1.96
+    if n == 0:
+        return {"accuracy": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n": 0}
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return {"accuracy": 100 * p, "ci_low": max(0.0, 100 * (centre - half)),
+            "ci_high": min(100.0, 100 * (centre + half)), "n": n}

