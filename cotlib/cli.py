@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -23,42 +24,21 @@ def cmd_download(args: argparse.Namespace) -> None:
 
 def cmd_generate(args: argparse.Namespace) -> None:
     from . import teachers  # noqa: PLC0415  (heavy imports only when asked)
-    from .store import Store, export_completion_dataset  # noqa: PLC0415
+    from .store import export_completion_dataset  # noqa: PLC0415
     from .tasks import get_task  # noqa: PLC0415
     params = teachers.GenerationParams(args.method, args.D, args.T, args.max_tokens,
                                        args.answer_max_tokens, args.seed)
     tasks = [get_task(name) for name in args.task]
     teacher = teachers.make_teacher(args.teacher, args.model, **_teacher_options(args))
-    name = teacher.name if teacher else teachers.RECORDED_TEACHER
-    budget = teachers.Budget(args.max_cost, args.max_total_tokens)
-    for task in tasks:
-        where = dict(teacher=name, params=params, task=task.name, split=args.split, part=args.part)
-        store = Store(teachers.run_file(args.store_dir, suffix=".store.jsonl", **where))
-        if teacher is None:
-            _store_recorded(store, teachers.recorded_completions(task, params, args.part, args.split))
-        else:
-            summary = teachers.generate(teacher, task, store, params, args.part, args.split,
-                                        args.limit, budget, progress=not args.no_progress)
-            for problem in summary.problems:
-                print(f"warning: {problem}", file=sys.stderr)
-            print(summary.line())
-        out = teachers.run_file(args.out or args.store_dir, **where)
-        records = teachers.consolidate(store, out)
-        print(f"{task.name}: {len(records)} completions, teacher accuracy "
-              f"{teachers.accuracy(records):.1f}% -> {out}")
-        if args.upstream_json:
-            export_completion_dataset(records, out.with_suffix(".completion_dataset.json"),
-                                      base_model=name, completion_key=params.method)
-        if teacher is not None and budget.reached(teacher.usage):
-            print("budget reached: stopped before the remaining tasks")
-            break
-
-
-def _store_recorded(store, records) -> None:
-    done = store.load().done()
-    for record in records:
-        if record.key() not in done:
-            store.append(record)
+    runs = teachers.run_tasks(teacher, tasks, params, args.store_dir, args.out or args.store_dir,
+                              args.part, args.split, args.limit,
+                              teachers.Budget(args.max_cost, args.max_total_tokens),
+                              progress=not args.no_progress)
+    if args.upstream_json:
+        for task, records in runs.items():
+            path = teachers.run_file(args.out or args.store_dir, records[0].teacher, params, task,
+                                     args.split, args.part, ".completion_dataset.json")
+            export_completion_dataset(records, path, records[0].teacher, params.method)
 
 
 def _teacher_options(args: argparse.Namespace) -> dict:
@@ -81,12 +61,18 @@ def cmd_serve(args: argparse.Namespace) -> None:
         return
     server = start_server(args.model, args.port, args.threads, args.n_ctx)
     print(f"serving {args.model} at {server.base_url} (Ctrl-C stops it)", flush=True)
+    # `kill PID` must not orphan the server: turn SIGTERM into the Ctrl-C path
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.process.wait()
     except KeyboardInterrupt:
         pass
     finally:
         server.stop()
+
+
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
 
 
 def add_teacher_steps(steps) -> None:

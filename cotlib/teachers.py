@@ -21,7 +21,7 @@ from typing import Callable, Protocol
 
 from .data import CotlibError, data_path, data_root
 from .prompts import METHODS, STOP, Prompt, answer_prompt, reasoning_prompt
-from .store import Completion, Store, export_jsonl
+from .store import Completion, Store, export_jsonl, read_jsonl, write_atomic
 from .tasks import Sample, Task, parse_choices
 
 RECORD_SEPARATOR = "*" * 25
@@ -649,10 +649,11 @@ def recorded_completions(task: Task, params: GenerationParams = GenerationParams
         raise CotlibError("the recorded teacher has one greedy Zero-shot-CoT rationale per "
                           f"question; D={params.degree}, T={params.temperature:g}, "
                           f"method {params.method} cannot be asked of it")
-    wanted = {s.sample_index for s in task.split(part, split)}
+    logged = {c.sample_index: c for c in recorded(task)}
     records = []
-    for c in recorded(task):
-        if c.sample_index not in wanted:
+    for sample in task.split(part, split):  # in split order, as `generate` asks
+        c = logged.get(sample.sample_index)
+        if c is None:
             continue
         prompt = reasoning_prompt("zs_cot", task, c.question)
         records.append(Completion(
@@ -711,3 +712,93 @@ def accuracy(records: list[Completion]) -> float:
     """Teacher accuracy (%) over successful completions."""
     ok = [r for r in records if r.status == "ok"]
     return 100 * sum(r.correct for r in ok) / len(ok) if ok else float("nan")
+
+
+def run_tasks(teacher: Teacher | None, tasks: list[Task], params: GenerationParams,
+              store_dir: Path, out_dir: Path, part: str = "train", split: str = "default",
+              limit: int | None = None, budget: Budget = Budget(), progress: bool = True,
+              report: Callable[[str], None] = print) -> dict[str, list[Completion]]:
+    """Step 1 for several tasks: generate what is missing, then consolidate each task's file.
+
+    `teacher=None` is the recorded teacher. Stops before the next task once the budget is
+    reached. Returns the consolidated records per task.
+    """
+    name = teacher.name if teacher else RECORDED_TEACHER
+    done = {}
+    for task in tasks:
+        where = dict(teacher=name, params=params, task=task.name, split=split, part=part)
+        store = Store(run_file(store_dir, suffix=".store.jsonl", **where))
+        if teacher is None:
+            have = store.load().done()
+            for record in recorded_completions(task, params, part, split)[:limit]:
+                if record.key() not in have:
+                    store.append(record)
+        else:
+            summary = generate(teacher, task, store, params, part, split, limit, budget, progress)
+            for problem in summary.problems:
+                report(f"warning: {problem}")
+            report(summary.line())
+        out = run_file(out_dir, **where)
+        done[task.name] = consolidate(store, out)
+        report(f"{task.name}: {len(done[task.name])} completions, teacher accuracy "
+               f"{accuracy(done[task.name]):.1f}% -> {out}")
+        if teacher is not None and budget.reached(teacher.usage):
+            report("budget reached: stopped before the remaining tasks")
+            break
+    return done
+
+
+def load_run(runs_dir: Path, teacher: str, params: GenerationParams, task: Task,
+             part: str = "train", split: str = "default") -> list[Completion]:
+    """The consolidated completions of one run (empty if there are none yet)."""
+    path = run_file(runs_dir, teacher, params, task.name, split, part)
+    return read_jsonl(path) if path.exists() else []
+
+
+def run_summary(records: list[Completion], task: Task) -> dict:
+    """One row of results/teachers.csv: accuracy beside text-davinci-002 on the same
+    questions, distinct rationales per question, tokens/s and wall time."""
+    ok = [r for r in records if r.status == "ok"]
+    questions = {r.sample_index for r in ok}
+    davinci = [c for c in recorded(task) if c.sample_index in questions]
+    seconds = sum(r.seconds for r in records)
+    tokens = sum(r.completion_tokens for r in ok)
+    per_question = [len({r.rationale for r in ok if r.sample_index == q}) for q in questions]
+    first = records[0] if records else None
+    return {
+        "teacher": first.teacher if first else "", "params": first.params if first else "",
+        "task": task.name, "questions": len(questions), "completions": len(ok),
+        "failed": len(records) - len(ok), "accuracy": round(accuracy(ok), 2),
+        "davinci_accuracy_same_questions": round(accuracy_of_recorded(davinci, task), 2),
+        "distinct_rationales_per_question": round(sum(per_question) / max(1, len(questions)), 2),
+        "completion_tokens": tokens, "wall_seconds": round(seconds),
+        "tokens_per_second": round(tokens / seconds, 1) if seconds else float("nan"),
+        "rationale_cut_at_cap": sum(r.reasoning_finish_reason == "length" for r in ok)}
+
+
+def accuracy_of_recorded(completions: list[RecordedCompletion], task: Task) -> float:
+    if not completions:
+        return float("nan")
+    return 100 * sum(task.is_correct(c.prediction, c.answer) for c in completions) / len(completions)
+
+
+def teacher_name(kind: str, model: str = "") -> str:
+    """The id a teacher's completions are stored under (as `make_teacher` names it)."""
+    if kind == "recorded":
+        return RECORDED_TEACHER
+    if kind == "local":
+        from .serve import get_model  # noqa: PLC0415
+        return get_model(model or "qwen2.5-coder-1.5b").name
+    return Path(model).name if kind == "hf" else model
+
+
+def update_table(path: Path, rows: list[dict]) -> None:
+    """Replace the rows of the same (teacher, params, task) in a CSV table, keep the rest."""
+    import pandas as pd  # noqa: PLC0415
+    new = pd.DataFrame(rows)
+    key = ["teacher", "params", "task"]
+    if Path(path).exists():
+        old = pd.read_csv(path)
+        kept = old.merge(new[key], on=key, how="left", indicator=True)
+        new = pd.concat([old[(kept["_merge"] == "left_only").to_numpy()], new])
+    write_atomic(Path(path), new.sort_values(key).to_csv(index=False))
