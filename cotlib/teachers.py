@@ -315,6 +315,8 @@ class OpenAITeacher:
             client.with_options(timeout=min(self.timeout, 15)).models.list()
         except openai.AuthenticationError:
             raise CotlibError(f"{where} rejected the key in ${self.key_env}") from None
+        except openai.APITimeoutError:
+            pass  # it accepted the connection but is busy (a one-request server mid-answer)
         except openai.APIConnectionError as e:
             raise CotlibError(f"cannot reach the teacher endpoint {where}: {e}") from None
         except openai.APIStatusError:

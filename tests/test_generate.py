@@ -148,3 +148,22 @@ def test_recorded_teacher_reproduces_the_task_table():
         assert accuracy(records) == pytest.approx(float(table[name]["teacher_train"]), abs=0.01)
     with pytest.raises(CotlibError, match="D=4, T=0.7"):
         recorded_completions(get_task("multiarith"), GenerationParams(degree=4, temperature=0.7))
+
+
+def test_notebook_01_runs_headless_with_the_recorded_teacher(tmp_path):
+    import json
+
+    import papermill
+    output = tmp_path / "01.ipynb"
+    papermill.execute_notebook(
+        PROJECT / "notebooks/01_rationale_generation.ipynb", output, cwd=PROJECT / "notebooks",
+        progress_bar=False, kernel_name="python3",
+        parameters=dict(teacher="recorded", tasks=["multiarith", "coin_flip"], limit=50,
+                        max_tokens=128, generate_missing=True, store_dir=str(tmp_path / "store"),
+                        runs_dir=str(tmp_path / "runs"), results_dir=str(tmp_path / "results"),
+                        figures_dir=str(tmp_path / "figures")))
+    table = (tmp_path / "results/teachers.csv").read_text().splitlines()
+    assert len(table) == 3 and table[0].startswith("teacher,params,task,questions")
+    assert (tmp_path / "figures/teacher_accuracy.png").stat().st_size > 5_000
+    cells = json.loads(output.read_text())["cells"]
+    assert not [c for c in cells if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
