@@ -255,6 +255,10 @@ class RetryableError(Exception):
     """A fault worth retrying: 429, 5xx, timeout, dropped connection, malformed body."""
 
 
+class RequestFailed(Exception):
+    """A request the endpoint refused for itself (e.g. 400: prompt too long); not retried."""
+
+
 @dataclass
 class OpenAITeacher:
     """A teacher behind the official `openai` SDK: OpenAI, vLLM, Ollama, llama.cpp, ...
@@ -333,7 +337,7 @@ class OpenAITeacher:
             n = want if self.n_supported is not False else 1
             try:
                 got = self._call(request, n, request.seeds[len(choices)], stop)
-            except RetryableError as e:
+            except (RetryableError, RequestFailed) as e:
                 return Result(choices, str(e))
             if n > 1:
                 with self._lock:  # llama.cpp's server answers n>1 with one choice
@@ -377,8 +381,11 @@ class OpenAITeacher:
         except openai.APIStatusError as e:
             if e.status_code >= 500:
                 raise RetryableError(f"{e.status_code}") from None
-            raise CotlibError(f"{self.base_url or 'the OpenAI API'} refused the request "
-                              f"({e.status_code}): {e.message}") from None
+            if e.status_code in (401, 403, 404):  # every request would fail: stop the run
+                raise CotlibError(f"{self.base_url or 'the OpenAI API'} refused the request "
+                                  f"({e.status_code}): {e.message}") from None
+            self.usage.fault(str(e.status_code), retried=False)
+            raise RequestFailed(f"{e.status_code}: {e.message}"[:300]) from None
         except (openai.APIResponseValidationError, ValueError, TypeError, AttributeError):
             raise RetryableError("malformed") from None
         if not texts or any(not isinstance(t, str) for t, _ in texts):

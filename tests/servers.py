@@ -78,7 +78,7 @@ def scripted_teacher(ignore_n: bool = True) -> Background:
 class FaultProxy:
     """Forwards to `upstream` (a /v1 base URL), injecting faults on POSTs by schedule.
 
-    `faults` maps the 1-based number of a POST to one of: 429, 500, "stall" (answer only
+    `faults` maps the 1-based number of a POST to one of: 400, 404, 429, 500, "stall" (answer only
     after `stall` seconds), "truncate" (half a JSON body), "drop" (close the connection);
     `always` injects that fault on every POST whose body contains `always_on`.
     """
@@ -109,7 +109,7 @@ class FaultProxy:
                         fault = proxy.always
                     if fault is not None:
                         proxy.injected.append(fault)
-                if fault in (429, 500):
+                if fault in (400, 404, 429, 500):
                     return self._reply(fault, b'{"error": {"message": "injected"}}')
                 if fault == "drop":
                     self.close_connection = True

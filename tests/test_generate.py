@@ -167,3 +167,16 @@ def test_notebook_01_runs_headless_with_the_recorded_teacher(tmp_path):
     assert (tmp_path / "figures/teacher_accuracy.png").stat().st_size > 5_000
     cells = json.loads(output.read_text())["cells"]
     assert not [c for c in cells if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+
+
+def test_a_refused_request_is_recorded_and_a_refused_run_stops(server, tmp_path, monkeypatch):
+    question = SHOWN.split("train")[0].question
+    proxy = FaultProxy(server.url, always=400, always_on=question[:30])
+    summary = generate(teacher(proxy.url, monkeypatch), SHOWN, Store(tmp_path / "a.jsonl"),
+                       limit=2, progress=False)
+    assert (summary.done_now, summary.failed) == (1, 1)
+    proxy.always, proxy.always_on = 404, ""
+    with pytest.raises(CotlibError, match=r"refused the request \(404\)"):
+        generate(teacher(proxy.url, monkeypatch), SHOWN, Store(tmp_path / "b.jsonl"), limit=2,
+                 progress=False)
+    proxy.close()
