@@ -60,3 +60,17 @@ def test_sampling_is_seeded_and_diverse(tiny, tmp_path):
 def test_teacher_is_named_after_its_directory(tiny):
     assert isinstance(make_teacher("hf", str(tiny)), HFTeacher)
     assert make_teacher("hf", str(tiny)).name == tiny.name
+
+
+def test_cli_generate_with_the_hf_teacher(tiny, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import PROJECT
+    done = subprocess.run([sys.executable, "-m", "cotlib", "generate", "--teacher", "hf",
+                           "--model", str(tiny), "--task", "svamp", "--limit", "3", "--D", "2",
+                           "--T", "0.9", "--max-tokens", "8", "--answer-max-tokens", "3",
+                           "--batch-size", "4", "--store-dir", str(tmp_path), "--no-progress"],
+                          cwd=PROJECT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "svamp: 6 completions" in done.stdout
