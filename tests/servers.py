@@ -31,7 +31,7 @@ class Background:
 
 
 def scripted_teacher(ignore_n: bool = True) -> Background:
-    """An OpenAI-compatible completions server answering arithmetic questions by rule.
+    """An OpenAI-compatible (completions and chat) server answering questions by rule.
 
     Stage 1 states the sum of the question's numbers; stage 2 repeats it. Like llama.cpp's
     server it answers n>1 with one choice unless `ignore_n` is False. The seed shows up in
@@ -49,7 +49,8 @@ def scripted_teacher(ignore_n: bool = True) -> Background:
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             seen.append({**body, "authorization": self.headers.get("Authorization", "")})
-            prompt = body["prompt"]
+            chat = "messages" in body
+            prompt = body["messages"][-1]["content"] if chat else body["prompt"]
             n = 1 if ignore_n else body.get("n", 1)
             if prompt.rstrip().endswith(("is", "is:")):  # stage 2: the answer trigger
                 text = " " + re.findall(r"so (\d+)\.", prompt)[-1] + "."
@@ -57,10 +58,16 @@ def scripted_teacher(ignore_n: bool = True) -> Background:
                 question = prompt.split("Q: ", 1)[1].split("\n")[0]
                 numbers = [int(x) for x in re.findall(r"\d+", question)]
                 text = f" Adding what we know (seed {body.get('seed')}), so {sum(numbers)}."
+            usage = {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30}
+            if chat:
+                choices = [{"index": i, "message": {"role": "assistant", "content": text},
+                            "finish_reason": "stop"} for i in range(n)]
+                return self._send({"id": "x", "object": "chat.completion", "created": 0,
+                                   "model": body["model"], "choices": choices, "usage": usage})
             self._send({"id": "x", "object": "text_completion", "model": body["model"],
                         "created": 0, "choices": [{"index": i, "text": text, "finish_reason": "stop",
                                                    "logprobs": None} for i in range(n)],
-                        "usage": {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30}})
+                        "usage": usage})
 
         def _send(self, payload):
             data = json.dumps(payload).encode()

@@ -180,3 +180,15 @@ def test_a_refused_request_is_recorded_and_a_refused_run_stops(server, tmp_path,
         generate(teacher(proxy.url, monkeypatch), SHOWN, Store(tmp_path / "b.jsonl"), limit=2,
                  progress=False)
     proxy.close()
+
+
+def test_chat_api_and_a_server_that_honours_n(tmp_path, monkeypatch):
+    server = scripted_teacher(ignore_n=False)
+    t = teacher(server.url, monkeypatch, api="chat")
+    summary = generate(t, SHOWN, Store(tmp_path / "s.jsonl"),
+                       GenerationParams(degree=3, temperature=0.7), limit=2, progress=False)
+    server.close()
+    assert summary.done_now == 6 and t.n_supported is True
+    assert [len(r["messages"]) for r in server.seen] == [1] * 8  # 2 n=3 requests + 6 answers
+    assert server.seen[0]["n"] == 3 and server.seen[0]["messages"][0]["content"].endswith(
+        "A: Let's think step by step.")
