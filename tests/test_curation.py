@@ -42,3 +42,16 @@ def test_report_and_bad_filter():
     assert stats["kept"] == len(kept) and 0 < stats["kept_%"] < 100
     with pytest.raises(CotlibError, match="unknown curation filter 'best'"):
         curate(task, completions, [], filter="best")
+
+
+def test_diverse_live_completions_keep_their_completion_index():
+    from cotlib.store import Completion
+    task = get_task("multiarith")
+    sample = task.split("train")[0]
+    records = [Completion("t", "p", task.name, "default/train", sample.sample_index, i,
+                          sample.question, sample.answer, rationale=f"Way {i}.",
+                          prediction=prediction)
+               for i, prediction in enumerate([sample.answer, "-1", sample.answer])]
+    kept = curate(task, records, [sample.sample_index])
+    assert [s.completion_index for s in kept] == [0, 2]
+    assert kept[1].completion == f" Way 2. --> {sample.answer} END"
