@@ -164,7 +164,7 @@ def train(model, tokenizer, samples: list[FinetuneSample], config: TrainConfig,
           out_dir: Path, log=print) -> dict:
     """Fine-tune `model` on `samples`; checkpoints in out_dir/checkpoint resume a killed run.
 
-    Returns metrics (steps, tokens, seconds, losses). Works under `accelerate launch`.
+    Returns metrics (steps, tokens, seconds, losses). Works under torchrun or `accelerate launch`.
     """
     from accelerate import Accelerator
 

@@ -92,9 +92,10 @@ def test_resume_after_sigkill_gives_the_same_weights(tmp_path):
 def test_two_processes_match_one(tmp_path):
     one = train_tiny(tmp_path / "one", "--batch-size", "4")
     assert one.returncode == 0, one.stderr
+    # torchrun starts the processes; Accelerator reads their environment: DDP over gloo
     two = train_tiny(tmp_path / "two", "--batch-size", "2", launcher=(
-        sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu",
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"))
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"))
+    assert "MULTI_CPU 2" in two.stdout
     assert two.returncode == 0, two.stderr[-2000:]
     for name, tensor in weights(tmp_path / "one").items():
         assert torch.allclose(tensor, weights(tmp_path / "two")[name], atol=1e-4), name

@@ -1,13 +1,14 @@
 """Train the tiny student on real coin-flip rationales; save its weights (used by tests).
 
 python tests/train_tiny.py OUT_DIR [--batch-size B] [--grad-accum A] [--steps-sleep S]
-Works under `accelerate launch`.
+Works under `torchrun --nproc_per_node N` (Accelerator reads its environment).
 """
 import argparse
 import time
 from pathlib import Path
 
 import torch
+from accelerate import PartialState
 
 from cotlib.curation import curate
 from cotlib.students import TrainConfig, tiny_student, train
@@ -28,6 +29,8 @@ config = TrainConfig(epochs=2, batch_size=args.batch_size, grad_accum=args.grad_
                      bf16=False, checkpoint_every=2, learning_rate=1e-3, freeze_embeddings=False)
 log = (lambda message: (print(message, flush=True), time.sleep(args.sleep))) if args.sleep else print
 result = train(model, tokenizer, samples, config, args.out, log=log)
+state = PartialState()
+print(state.distributed_type.value, state.num_processes, flush=True)
 if result["model"] is not None and int(__import__("os").environ.get("RANK", "0")) == 0:
     torch.save(result["model"].state_dict(), args.out / "final.pt")
     print("done", result["step"], flush=True)
