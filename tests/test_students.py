@@ -99,3 +99,10 @@ def test_two_processes_match_one(tmp_path):
     assert two.returncode == 0, two.stderr[-2000:]
     for name, tensor in weights(tmp_path / "one").items():
         assert torch.allclose(tensor, weights(tmp_path / "two")[name], atol=1e-4), name
+
+
+def test_gradient_accumulation_matches_one_big_batch(tmp_path):
+    assert train_tiny(tmp_path / "one", "--batch-size", "4").returncode == 0
+    assert train_tiny(tmp_path / "accum", "--batch-size", "2", "--grad-accum", "2").returncode == 0
+    for name, tensor in weights(tmp_path / "one").items():
+        assert torch.allclose(tensor, weights(tmp_path / "accum")[name], atol=1e-5), name

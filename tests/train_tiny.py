@@ -30,7 +30,6 @@ config = TrainConfig(epochs=2, batch_size=args.batch_size, grad_accum=args.grad_
 log = (lambda message: (print(message, flush=True), time.sleep(args.sleep))) if args.sleep else print
 result = train(model, tokenizer, samples, config, args.out, log=log)
 state = PartialState()
-print(state.distributed_type.value, state.num_processes, flush=True)
-if result["model"] is not None and int(__import__("os").environ.get("RANK", "0")) == 0:
+if state.is_main_process:
     torch.save(result["model"].state_dict(), args.out / "final.pt")
-    print("done", result["step"], flush=True)
+    print(state.distributed_type.value, state.num_processes, "done", result["step"], flush=True)
