@@ -16,7 +16,7 @@ from .data import PROJECT_ROOT, CotlibError
 from .evaluation import accuracy, evaluate
 from .students import GEMMA, TrainConfig, load_student, train
 from .tasks import TASKS, Task, get_task
-from .teachers import log_path, read_log, recorded
+from .teachers import accuracy_of_recorded, log_path, read_log, recorded
 
 
 def teacher_accuracy(task: Task, part: str | None, strict: bool = False) -> float:
@@ -28,13 +28,9 @@ def teacher_accuracy(task: Task, part: str | None, strict: bool = False) -> floa
         except KeyError:
             return float("nan")
         completions = [c for c in completions if c.sample_index in wanted]
-    if not completions:
-        return float("nan")
-    if strict:
-        correct = [c.raw_prediction == c.log_gold for c in completions]
-    else:
-        correct = [task.is_correct(c.prediction, c.answer) for c in completions]
-    return 100 * sum(correct) / len(correct)
+    if not strict or not completions:
+        return accuracy_of_recorded(completions, task)
+    return 100 * sum(c.raw_prediction == c.log_gold for c in completions) / len(completions)
 
 
 def task_table() -> pd.DataFrame:

@@ -22,7 +22,7 @@ from typing import Callable, Protocol
 from .data import CotlibError, data_path, data_root
 from .prompts import METHODS, STOP, Prompt, answer_prompt, reasoning_prompt
 from .store import Completion, Store, export_jsonl, read_jsonl, write_atomic
-from .tasks import Sample, Task, parse_choices
+from .tasks import Sample, Task
 
 RECORD_SEPARATOR = "*" * 25
 RECORD = re.compile(
