@@ -125,7 +125,8 @@ def add_teacher_steps(steps) -> None:
 def cmd_run(args: argparse.Namespace) -> None:
     from .experiments import get_profile, main_table  # noqa: PLC0415
     profile = get_profile(args.profile, tasks=args.tasks, epochs=args.epochs,
-                          test_limit=args.test_limit)
+                          learning_rate=args.learning_rate, test_limit=args.test_limit,
+                          validation_size=args.validation_size)
     table = main_table(profile, tuple(args.methods) if args.methods else None)
     print(table.round(2).to_string(na_rep="-"))
 
@@ -138,6 +139,10 @@ def add_student_steps(steps) -> None:
     r.add_argument("--methods", nargs="*", help="fine_tune_cot vanilla zero_shot zero_shot_cot "
                                                 "few_shot_cot (default: all)")
     r.add_argument("--epochs", type=int)
+    r.add_argument("--learning-rate", type=float)
+    r.add_argument("--validation-size", type=int,
+                   help="hold out the last N train questions; their accuracy lands in metrics.json "
+                        "to compare hyperparameters without touching test")
     r.add_argument("--test-limit", type=int, help="first N test questions per task")
     r.set_defaults(run=cmd_run)
 

@@ -72,6 +72,7 @@ class Profile:
     tasks: tuple[str, ...]
     train: TrainConfig
     train_limit: int | None = None  # first N train questions (None: all)
+    validation_size: int = 0  # last N of those held out to compare hyperparameters, never test
     test_limit: int | None = None  # first N test questions (None: all)
     methods: tuple[str, ...] = ("fine_tune_cot", "vanilla", "zero_shot", "zero_shot_cot",
                                 "few_shot_cot")
@@ -101,13 +102,15 @@ PROFILES = {p.name: p for p in [
 
 def get_profile(name: str, tasks: list[str] | None = None, student: str | None = None,
                 epochs: int | None = None, learning_rate: float | None = None,
-                train_limit: int | None = None, test_limit: int | None = None) -> Profile:
+                train_limit: int | None = None, test_limit: int | None = None,
+                validation_size: int | None = None) -> Profile:
     """A profile with some settings overridden (None keeps the profile's own)."""
     if name not in PROFILES:
         raise CotlibError(f"unknown profile {name!r}; choose from {', '.join(PROFILES)}")
     profile = PROFILES[name]
     for key, value, kind in [("epochs", epochs, int), ("learning_rate", learning_rate, float),
-                             ("train_limit", train_limit, int), ("test_limit", test_limit, int)]:
+                             ("train_limit", train_limit, int), ("test_limit", test_limit, int),
+                             ("validation_size", validation_size, int)]:
         if value is not None and (not isinstance(value, (kind, int)) or value <= 0):
             raise CotlibError(f"parameter {key}={value!r}: expected a positive {kind.__name__}")
     if tasks is not None:
@@ -119,7 +122,8 @@ def get_profile(name: str, tasks: list[str] | None = None, student: str | None =
                                       [("epochs", epochs), ("learning_rate", learning_rate)]
                                       if v is not None})
     changes = {"tasks": tuple(tasks) if tasks else None, "student": student,
-               "train_limit": train_limit, "test_limit": test_limit}
+               "train_limit": train_limit, "test_limit": test_limit,
+               "validation_size": validation_size}
     return replace(profile, train=train, **{k: v for k, v in changes.items() if v is not None})
 
 
@@ -129,14 +133,24 @@ def runs_root() -> Path:
 
 def run_dir(profile: Profile, task: str, method: str) -> Path:
     """runs/<profile>/<task>/<method>-<hash of everything that changes the result>."""
-    config = json.dumps([profile.student, asdict(profile.train), profile.train_limit,
-                         profile.test_limit, profile.max_new_tokens], sort_keys=True)
+    settings = [profile.student, asdict(profile.train), profile.train_limit,
+                profile.test_limit, profile.max_new_tokens]
+    if profile.validation_size:  # appended only when used, so earlier runs keep their names
+        settings.append(profile.validation_size)
+    config = json.dumps(settings, sort_keys=True)
     digest = hashlib.sha256(config.encode()).hexdigest()[:8]
     return runs_root() / profile.name / task / f"{method}-{digest}"
 
 
-def train_samples(profile: Profile, task: Task, method: str) -> list[FinetuneSample]:
+def train_indices(profile: Profile, task: Task) -> tuple[list[int], list[int]]:
+    """(training, validation) sample indices: the validation slice ends the train split."""
     indices = task.split_indices()["train"][:profile.train_limit]
+    cut = len(indices) - profile.validation_size
+    return indices[:cut], indices[cut:]
+
+
+def train_samples(profile: Profile, task: Task, method: str) -> list[FinetuneSample]:
+    indices = train_indices(profile, task)[0]
     if method == "vanilla":
         return vanilla(task, indices)
     teacher = recorded(task)
@@ -169,9 +183,14 @@ def run(profile: Profile, task_name: str, method: str, force: bool = False, log=
         metrics.update(train_samples=len(curated), **{k: trained[k] for k in
                                                        ("total_steps", "tokens", "seconds")},
                        losses=trained["losses"])
+    ask = lambda questions: evaluate(model, tokenizer, task, questions,
+                                     EVAL_METHOD.get(method, method), profile.max_new_tokens,
+                                     profile.eval_batch_size, profile.train.bf16)
+    validation = [task.samples()[i] for i in train_indices(profile, task)[1]]
+    if validation:
+        metrics["validation"] = accuracy(ask(validation))
     started = time.time()
-    predictions = evaluate(model, tokenizer, task, samples, EVAL_METHOD.get(method, method),
-                           profile.max_new_tokens, profile.eval_batch_size, profile.train.bf16)
+    predictions = ask(samples)
     metrics.update(accuracy(predictions), eval_seconds=time.time() - started)
     write_jsonl(out / "predictions.jsonl", [asdict(p) for p in predictions])
     (out / "config.json").write_text(json.dumps(asdict(profile), indent=1, default=str))
@@ -212,7 +231,7 @@ def curation_table(profile: Profile) -> pd.DataFrame:
     rows = []
     for name in profile.tasks:
         task = get_task(name)
-        indices = set(task.split_indices()["train"][:profile.train_limit])
+        indices = set(train_indices(profile, task)[0])
         completions = [c for c in recorded(task) if c.sample_index in indices]
         rows.append(report(task, completions, train_samples(profile, task, "fine_tune_cot")))
     return pd.DataFrame(rows).set_index("task")

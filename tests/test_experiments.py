@@ -4,7 +4,7 @@ import pytest
 
 from cotlib.data import CotlibError
 from cotlib.experiments import (get_profile, main_table, paper_results, run, run_dir,
-                                train_samples)
+                                train_indices, train_samples)
 from cotlib.tasks import get_task
 
 
@@ -74,3 +74,21 @@ def test_paper_results_are_typed_in_with_their_source():
     assert paper.loc[("GPT-3", "Fine-tune-CoT", "0.3B"), "last_letter_concatenation"] == 50.67
     assert paper.loc[("T5", "Fine-tune-CoT", "60M"), "date_understanding"] == 77.48
     assert len(paper) == 68 and paper.isna().any().any()  # '-' (not reported) is missing
+
+
+def test_validation_slice_is_held_out_from_training(runs):
+    profile = get_profile("smoke", tasks=["coin_flip"], train_limit=24, validation_size=6)
+    task = get_task("coin_flip")
+    training, validation = train_indices(profile, task)
+    assert len(validation) == 6 and not set(training) & set(validation)
+    assert not {s.sample_index for s in train_samples(profile, task, "vanilla")} & set(validation)
+    assert set(validation) <= set(task.split_indices()["train"])
+    metrics = run(profile, "coin_flip", "vanilla", log=lambda message: None)
+    assert metrics["validation"]["n"] == 6 and metrics["n"] == 6
+    assert run_dir(profile, "coin_flip", "vanilla") != run_dir(
+        get_profile("smoke", tasks=["coin_flip"], train_limit=24), "coin_flip", "vanilla")
+
+
+def test_committed_default_results_stay_addressable():
+    # results/main_default.csv came from these run directories; a profile change renames them
+    assert run_dir(get_profile("default"), "coin_flip", "fine_tune_cot").name == "fine_tune_cot-7c6ee79c"
