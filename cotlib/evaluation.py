@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from .curation import ANSWER_SEP, COMPLETION_END, prompt_text
+from .data import CotlibError
 from .students import prompt_ids, use_bf16
 from .prompts import answer_prompt, few_shot_cot, zero_shot, zero_shot_cot
 from .tasks import Sample, Task
@@ -97,7 +98,7 @@ def evaluate(model, tokenizer, task: Task, samples: list[Sample], method: str = 
         outputs = run([few_shot_cot(task, q).text() for q in questions], 128, ["\nQ:"])
         parsed = [parse_few_shot(task, o) for o in outputs]
     else:
-        raise ValueError(f"unknown evaluation method {method!r}; choose from {METHODS}")
+        raise CotlibError(f"unknown evaluation method {method!r}; choose from {METHODS}")
     return [Prediction(s.sample_index, s.question, o, r, p, s.answer, task.is_correct(p, s.answer))
             for s, o, (r, p) in zip(samples, outputs, parsed)]
 
