@@ -14,6 +14,7 @@ import pandas as pd
 from .curation import FinetuneSample, curate, report, vanilla
 from .data import PROJECT_ROOT, CotlibError
 from .evaluation import accuracy, evaluate
+from .store import write_atomic
 from .students import GEMMA, TrainConfig, load_student, train
 from .tasks import TASKS, Task, get_task
 from .teachers import accuracy_of_recorded, log_path, read_log, recorded
@@ -153,8 +154,8 @@ def train_samples(profile: Profile, task: Task, method: str) -> list[FinetuneSam
     indices = train_indices(profile, task)[0]
     if method == "vanilla":
         return vanilla(task, indices)
-    teacher = recorded(task)
-    if not any(c.sample_index in set(indices) for c in teacher):
+    teacher, wanted = recorded(task), set(indices)
+    if not any(c.sample_index in wanted for c in teacher):
         raise CotlibError(f"task {task.name} has no recorded teacher rationales on its train "
                           "split (only its test set was logged); Fine-tune-CoT needs them")
     return curate(task, teacher, indices)
@@ -194,7 +195,7 @@ def run(profile: Profile, task_name: str, method: str, force: bool = False, log=
     metrics.update(accuracy(predictions), eval_seconds=time.time() - started)
     write_jsonl(out / "predictions.jsonl", [asdict(p) for p in predictions])
     (out / "config.json").write_text(json.dumps(asdict(profile), indent=1, default=str))
-    atomic_write(out / "metrics.json", json.dumps(metrics, indent=1))
+    write_atomic(out / "metrics.json", json.dumps(metrics, indent=1))
     shutil.rmtree(out / "checkpoint", ignore_errors=True)
     return metrics
 
@@ -203,14 +204,8 @@ TRAINED = ("fine_tune_cot", "vanilla")
 EVAL_METHOD = {"fine_tune_cot": "fine_tune", "vanilla": "vanilla"}
 
 
-def atomic_write(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    os.replace(partial, path)
-
-
 def write_jsonl(path: Path, records: list[dict]) -> None:
-    atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
 ROW_NAMES = {"fine_tune_cot": "Fine-tune-CoT", "vanilla": "Fine-tune", "zero_shot": "Zero-shot",
