@@ -6,6 +6,7 @@ Fine-tuned students answer after `-->` and stop at `END`; the base-model baselin
 from __future__ import annotations
 
 import math
+from copy import deepcopy
 from dataclasses import dataclass
 
 import torch
@@ -51,7 +52,7 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, stop: li
     encoded = [prompt_ids(tokenizer, p) for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     outputs = [""] * len(prompts)
-    model.eval()
+    model = inference_copy(model, bf16)
     device = next(model.parameters()).device
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
@@ -61,15 +62,27 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, stop: li
         for row, i in enumerate(rows):  # left padding: every prompt ends at the last column
             input_ids[row, width - len(encoded[i]):] = torch.tensor(encoded[i])
             attention[row, width - len(encoded[i]):] = 1
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16(bf16, device)):
-            ids = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device),
-                                 max_new_tokens=max_new_tokens, do_sample=False,
-                                 stop_strings=stop, tokenizer=tokenizer,
-                                 pad_token_id=tokenizer.pad_token_id)
+        ids = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device),
+                             max_new_tokens=max_new_tokens, do_sample=False,
+                             stop_strings=stop, tokenizer=tokenizer,
+                             pad_token_id=tokenizer.pad_token_id)
         texts = tokenizer.batch_decode(ids[:, width:], skip_special_tokens=True)
         for i, text in zip(rows, texts):
             outputs[i] = text
     return outputs
+
+
+def inference_copy(model, bf16: bool | None = None):
+    """The model in eval mode; where bf16 is fast, a bf16 copy (weights cast once: autocast
+    would re-cast a frozen head at every generated token). Buffers such as rotary
+    frequencies keep their precision."""
+    device = next(model.parameters()).device
+    if not use_bf16(bf16, device) or next(model.parameters()).dtype != torch.float32:
+        return model.eval()
+    copy = deepcopy(model).eval().to(torch.bfloat16)
+    for kept, original in zip(copy.buffers(), model.buffers()):
+        kept.data = original.data
+    return copy
 
 
 def evaluate(model, tokenizer, task: Task, samples: list[Sample], method: str = "fine_tune",

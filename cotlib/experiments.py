@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from .curation import FinetuneSample, curate, report, vanilla
 from .data import PROJECT_ROOT, CotlibError
@@ -78,7 +79,7 @@ class Profile:
     methods: tuple[str, ...] = ("fine_tune_cot", "vanilla", "zero_shot", "zero_shot_cot",
                                 "few_shot_cot")
     max_new_tokens: int = 160
-    eval_batch_size: int = 16
+    eval_batch_size: int = 64  # greedy decoding is bound by reading the weights: big batches pay
     notes: str = ""
 
 
@@ -133,14 +134,17 @@ def runs_root() -> Path:
 
 
 def run_dir(profile: Profile, task: str, method: str) -> Path:
-    """runs/<profile>/<task>/<method>-<hash of everything that changes the result>."""
-    settings = [profile.student, asdict(profile.train), profile.train_limit,
-                profile.test_limit, profile.max_new_tokens]
-    if profile.validation_size:  # appended only when used, so earlier runs keep their names
-        settings.append(profile.validation_size)
+    """runs/<task>/<method>-<hash of everything that changes this method's result>.
+
+    Profiles share cells: `full` reuses what `default` finished; baselines do not depend
+    on training settings.
+    """
+    settings = [profile.student, profile.test_limit, profile.max_new_tokens]
+    if method in TRAINED:
+        settings += [asdict(profile.train), profile.train_limit, profile.validation_size]
     config = json.dumps(settings, sort_keys=True)
     digest = hashlib.sha256(config.encode()).hexdigest()[:8]
-    return runs_root() / profile.name / task / f"{method}-{digest}"
+    return runs_root() / task / f"{method}-{digest}"
 
 
 def train_indices(profile: Profile, task: Task) -> tuple[list[int], list[int]]:
@@ -179,25 +183,46 @@ def run(profile: Profile, task_name: str, method: str, force: bool = False, log=
     metrics: dict = {"task": task_name, "method": method, "profile": profile.name,
                      "student": profile.student}
     if method in TRAINED:
-        trained = train(model, tokenizer, curated, profile.train, out, log=log)
-        model = trained.pop("model")
-        metrics.update(train_samples=len(curated), **{k: trained[k] for k in
-                                                       ("total_steps", "tokens", "seconds")},
-                       losses=trained["losses"])
+        model, trained = fine_tuned(model, tokenizer, curated, profile.train, out, log)
+        metrics.update(train_samples=len(curated), **trained)
     ask = lambda questions: evaluate(model, tokenizer, task, questions,
                                      EVAL_METHOD.get(method, method), profile.max_new_tokens,
                                      profile.eval_batch_size, profile.train.bf16)
+    started = time.time()  # evaluation time: validation slice and test
     validation = [task.samples()[i] for i in train_indices(profile, task)[1]]
     if validation:
         metrics["validation"] = accuracy(ask(validation))
-    started = time.time()
     predictions = ask(samples)
     metrics.update(accuracy(predictions), eval_seconds=time.time() - started)
     write_jsonl(out / "predictions.jsonl", [asdict(p) for p in predictions])
     (out / "config.json").write_text(json.dumps(asdict(profile), indent=1, default=str))
     write_atomic(out / "metrics.json", json.dumps(metrics, indent=1))
-    shutil.rmtree(out / "checkpoint", ignore_errors=True)
     return metrics
+
+
+def fine_tuned(model, tokenizer, curated: list[FinetuneSample], config: TrainConfig,
+               out: Path, log=print) -> tuple:
+    """(fine-tuned model, training metrics), trained once and kept in out/model.
+
+    A run killed during evaluation reloads the saved student instead of training again.
+    """
+    saved = out / "model"
+    if not (saved / "train.json").is_file():
+        trained = train(model, tokenizer, curated, config, out, log=log)
+        model = trained.pop("model")
+        if hasattr(model, "merge_and_unload"):  # LoRA: fold the adapters into the weights
+            model = model.merge_and_unload()
+        partial = saved.with_name("model.partial")
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        summary = {k: trained[k] for k in ("total_steps", "tokens", "seconds", "losses")}
+        (partial / "train.json").write_text(json.dumps(summary))
+        shutil.rmtree(saved, ignore_errors=True)
+        os.replace(partial, saved)
+        shutil.rmtree(out / "checkpoint", ignore_errors=True)
+        return model, summary
+    model = type(model).from_pretrained(saved, dtype=torch.float32)
+    return model, json.loads((saved / "train.json").read_text())
 
 
 TRAINED = ("fine_tune_cot", "vanilla")

@@ -12,6 +12,7 @@ import os
 import random
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,24 +122,122 @@ def collate(encoded: list[tuple[list[int], int]], pad_id: int) -> dict[str, torc
     return {"input_ids": input_ids, "attention_mask": attention, "targets": targets}
 
 
-def completion_loss(model, batch: dict[str, torch.Tensor], fast: bool = True,
-                    reduction: str = "mean") -> torch.Tensor:
-    """Next-token cross-entropy over completion tokens only (mean or sum).
+LOSSES = ("fused", "positions", "plain")
 
-    fast: the LM head runs only at positions that predict a completion token (the 262k-word
-    vocabulary makes it most of the compute); plain: full logits, then the same mask.
+
+def completion_loss(model, batch: dict[str, torch.Tensor], loss: str = "fused",
+                    reduction: str = "mean", frozen: FrozenHead | None = None) -> torch.Tensor:
+    """Next-token cross-entropy over completion tokens only (mean or sum). Three exact paths:
+
+    plain: full logits at every position, then the mask (the Hugging Face recipe);
+    positions: the LM head runs only at positions that predict a completion token;
+    fused: as positions, and a frozen head's logits are made chunk by chunk together with
+    their gradient, never stored (`frozen`: the head prepared once, e.g. cast to bf16).
     """
+    if loss not in LOSSES:
+        raise CotlibError(f"unknown loss {loss!r}; choose from {', '.join(LOSSES)}")
     predicts = batch["targets"][:, 1:]  # position t predicts token t+1
     labels = batch["input_ids"][:, 1:][predicts]
-    if fast:
-        keep = torch.zeros_like(batch["targets"])
-        keep[:, :-1] = predicts
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       logits_to_keep=keep).logits
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    keep = torch.zeros_like(batch["targets"])
+    keep[:, :-1] = predicts
+    head = fusable_head(model) if loss == "fused" else None
+    if head is not None:
+        with hidden_states_as_logits(head):
+            hidden = model(**inputs, logits_to_keep=keep).logits
+        total = FrozenHeadCrossEntropy.apply(hidden, labels, frozen or FrozenHead(head.weight))
     else:
-        logits = model(input_ids=batch["input_ids"],
-                       attention_mask=batch["attention_mask"]).logits[:, :-1][predicts]
-    return F.cross_entropy(logits.float(), labels, reduction=reduction)
+        if loss == "plain":
+            logits = model(**inputs).logits[:, :-1][predicts]
+        else:
+            logits = model(**inputs, logits_to_keep=keep).logits
+        total = F.cross_entropy(logits.float(), labels, reduction="sum")
+    return total if reduction == "sum" else total / max(1, len(labels))
+
+
+def fusable_head(model) -> torch.nn.Linear | None:
+    """The LM head if the fused loss applies: a frozen linear layer, logits not soft-capped."""
+    model = getattr(model, "module", model)  # DDP keeps the model in .module
+    head = model.get_output_embeddings()
+    config = getattr(model, "config", None)
+    if (not isinstance(head, torch.nn.Linear) or head.weight.requires_grad or head.bias is not None
+            or getattr(config, "final_logit_softcapping", None) is not None):
+        return None
+    return head
+
+
+@contextmanager
+def hidden_states_as_logits(head: torch.nn.Module):
+    """Make the LM head an identity for one forward pass (works through DDP and peft wrappers)."""
+    head.forward = lambda hidden: hidden
+    try:
+        yield
+    finally:
+        del head.forward
+
+
+class FrozenHead:
+    """A frozen LM head's weight, cast once (e.g. to bf16), and reusable logit buffers:
+    fresh 268 MB tensors at every step cost more in page faults than the arithmetic."""
+    CHUNK = 256  # positions whose 262k-word logits exist at once
+
+    def __init__(self, weight: torch.Tensor, dtype: torch.dtype | None = None):
+        self.weight = weight.detach().to(dtype or weight.dtype)
+        shape = (self.CHUNK, len(weight))
+        self.logits = torch.empty(shape, dtype=torch.float32, device=weight.device)
+        self.cast = (self.logits if self.weight.dtype == torch.float32
+                     else torch.empty(shape, dtype=self.weight.dtype, device=weight.device))
+
+
+class FrozenHeadCrossEntropy(torch.autograd.Function):
+    """Summed cross-entropy of `hidden @ head.weight.T`, for a head that gets no gradient.
+
+    The forward pass also computes d loss / d hidden = softmax @ weight - weight[label],
+    one chunk of positions at a time, so the logits are never stored for backward.
+    Matmuls run in the head's dtype, the softmax in fp32.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, labels, head: FrozenHead):
+        weight, grad = head.weight, torch.empty_like(hidden)
+        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        for start in range(0, len(hidden), head.CHUNK):
+            part = slice(start, start + head.CHUNK)
+            h = hidden[part].to(weight.dtype)
+            logits, low = head.logits[:len(h)], head.cast[:len(h)]
+            torch.mm(h, weight.T, out=low)
+            logits.copy_(low)
+            top = logits.amax(-1, keepdim=True)
+            picked = logits.gather(1, labels[part, None])
+            norm = logits.sub_(top).exp_().sum(-1, keepdim=True)  # exp(logits - top)
+            total += (norm.log() + top - picked).sum()
+            low.copy_(logits)
+            softmax_w = torch.mm(low, weight).float() / norm
+            grad[part] = (softmax_w - weight[labels[part]].float()).to(grad.dtype)
+        ctx.save_for_backward(grad)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_total):
+        (grad,) = ctx.saved_tensors
+        return grad * grad_total, None, None
+
+
+def length_buckets(lengths: list[int], per_step: int, seed: int) -> list[list[int]]:
+    """One epoch's steps: a seeded shuffle, then rows of similar length share a step.
+
+    Windows of 16 steps are sorted by length and cut into steps, and the steps shuffled:
+    the same samples once per epoch, with little padding.
+    """
+    rng = random.Random(seed)
+    order = rng.sample(range(len(lengths)), len(lengths))
+    window = per_step * 16
+    steps = []
+    for start in range(0, len(order), window):
+        rows = sorted(order[start:start + window], key=lambda r: lengths[r])
+        steps += [rows[i:i + per_step] for i in range(0, len(rows), per_step)]
+    rng.shuffle(steps)
+    return steps
 
 
 # --- training -------------------------------------------------------------------------
@@ -156,8 +255,10 @@ class TrainConfig:
     checkpoint_every: int = 25  # optimizer steps
     bf16: bool | None = None  # bf16 autocast; None: only where bf16 matmuls are fast
     freeze_embeddings: bool = True  # the tied input/output embedding stays pretrained
-    fast_loss: bool = True
+    loss: str = "fused"  # one of LOSSES: same loss and gradients, different speed
+    bucket: bool = True  # rows of similar length share a step (less padding)
     lora_r: int = 0  # > 0: train LoRA adapters (peft) instead of all weights
+    max_steps: int | None = None  # stop early (benchmarks); the schedule spans these steps
 
 
 def train(model, tokenizer, samples: list[FinetuneSample], config: TrainConfig,
@@ -176,7 +277,7 @@ def train(model, tokenizer, samples: list[FinetuneSample], config: TrainConfig,
     encoded = [encode(tokenizer, s, config.max_length) for s in samples]
     per_step = config.batch_size * config.grad_accum * accelerator.num_processes
     steps_per_epoch = math.ceil(len(encoded) / per_step)
-    total_steps = steps_per_epoch * config.epochs
+    total_steps = min(steps_per_epoch * config.epochs, config.max_steps or math.inf)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                   lr=config.learning_rate, weight_decay=config.weight_decay)
     warmup = max(1, int(config.warmup_ratio * total_steps))
@@ -186,22 +287,24 @@ def train(model, tokenizer, samples: list[FinetuneSample], config: TrainConfig,
     checkpoint = Path(out_dir) / "checkpoint"
     if not checkpoint.exists() and checkpoint.with_name("checkpoint.old").exists():
         os.replace(checkpoint.with_name("checkpoint.old"), checkpoint)  # killed mid-swap
-    state = {"step": 0, "losses": [], "tokens": 0, "seconds": 0.0}
+    state = {"step": 0, "losses": [], "tokens": 0, "seconds": 0.0, "step_tokens": [],
+             "step_seconds": []}
     if (checkpoint / "state.json").is_file():
         accelerator.load_state(str(checkpoint))
         state = json.loads((checkpoint / "state.json").read_text())
         for _ in range(state["step"]):
             schedule.step()
         log(f"resumed from step {state['step']}/{total_steps}")
-    autocast = torch.autocast(accelerator.device.type, dtype=torch.bfloat16,
-                              enabled=use_bf16(config.bf16, accelerator.device))
+    bf16 = use_bf16(config.bf16, accelerator.device)
+    autocast = torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=bf16)
+    head = fusable_head(model)
+    frozen = FrozenHead(head.weight, torch.bfloat16 if bf16 else None) if head is not None else None
+    lengths = [len(ids) for ids, _ in encoded]
     model.train()
     while state["step"] < total_steps:
         started = time.time()
         epoch, step_in_epoch = divmod(state["step"], steps_per_epoch)
-        order = random.Random(config.seed + epoch).sample(range(len(encoded)), len(encoded))
-        first = step_in_epoch * per_step
-        step_rows = order[first:first + per_step]
+        step_rows = epoch_steps(lengths, per_step, config, epoch)[step_in_epoch]
         # Normalise by the step's completion tokens on all processes, so that any split of
         # the step into micro-batches and processes gives the same gradient.
         step_tokens = max(1, sum(len(encoded[r][0]) - encoded[r][1] for r in step_rows))
@@ -214,7 +317,7 @@ def train(model, tokenizer, samples: list[FinetuneSample], config: TrainConfig,
             batch = {k: v.to(accelerator.device) for k, v in
                      collate([encoded[r] for r in rows], tokenizer.pad_token_id).items()}
             with autocast:
-                loss = completion_loss(model, batch, config.fast_loss, "sum") / step_tokens
+                loss = completion_loss(model, batch, config.loss, "sum", frozen) / step_tokens
             accelerator.backward(loss * accelerator.num_processes)  # DDP averages gradients
             loss_sum += loss.item()  # this process's share of the step's loss
             state["tokens"] += int(batch["attention_mask"].sum())
@@ -223,7 +326,9 @@ def train(model, tokenizer, samples: list[FinetuneSample], config: TrainConfig,
         optimizer.zero_grad()
         state["step"] += 1
         state["losses"].append(round(loss_sum, 4))
-        state["seconds"] += time.time() - started
+        state["step_tokens"].append(state["tokens"] - sum(state["step_tokens"]))
+        state["step_seconds"].append(round(time.time() - started, 3))
+        state["seconds"] += state["step_seconds"][-1]
         if state["step"] % LOG_EVERY == 0 or state["step"] == total_steps:
             log(f"step {state['step']}/{total_steps} loss {loss_sum:.3f} "
                 f"{state['tokens'] / state['seconds']:.0f} tokens/s")
@@ -231,6 +336,14 @@ def train(model, tokenizer, samples: list[FinetuneSample], config: TrainConfig,
             save_checkpoint(accelerator, checkpoint, state)
     accelerator.wait_for_everyone()
     return {"model": accelerator.unwrap_model(model), **state, "total_steps": total_steps}
+
+
+def epoch_steps(lengths: list[int], per_step: int, config: TrainConfig, epoch: int) -> list[list[int]]:
+    """The rows of each step of one epoch, a pure function of the seed (so resume is exact)."""
+    if config.bucket:
+        return length_buckets(lengths, per_step, config.seed + epoch)
+    order = random.Random(config.seed + epoch).sample(range(len(lengths)), len(lengths))
+    return [order[i:i + per_step] for i in range(0, len(order), per_step)]
 
 
 def use_bf16(requested: bool | None, device: torch.device) -> bool:

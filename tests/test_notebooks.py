@@ -48,7 +48,7 @@ def test_02_to_04_on_the_smoke_profile(tmp_path, runs):
     assert "Fine-tune-CoT," in table and "paper: Fine-tune-CoT GPT-3 0.3B,99.33" in table
     assert (tmp_path / "figures/main_smoke.png").exists()
     assert (tmp_path / "figures/training_loss_smoke.png").exists()
-    assert len(list(runs.glob("smoke/coin_flip/*/metrics.json"))) == 5
+    assert len(list(runs.glob("coin_flip/*/metrics.json"))) == 5
 
 
 def test_invalid_parameter_fails_with_one_clear_line_and_no_run(tmp_path, runs):

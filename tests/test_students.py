@@ -1,4 +1,5 @@
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -9,8 +10,9 @@ import torch
 
 from cotlib.curation import curate
 from cotlib.data import CotlibError
-from cotlib.students import (TrainConfig, collate, completion_loss, encode, load_student,
-                             prepare_trainable, tiny_student)
+from cotlib.students import (LOSSES, FrozenHead, TrainConfig, collate, completion_loss, encode,
+                             fusable_head, length_buckets, load_student, prepare_trainable,
+                             tiny_student)
 from cotlib.tasks import get_task
 from cotlib.teachers import recorded
 from conftest import PROJECT
@@ -31,19 +33,49 @@ def test_loss_is_on_completion_tokens_only(batch):
     labels = batch["input_ids"].masked_fill(~batch["targets"], -100)  # the standard HF recipe
     reference = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                       labels=labels).loss
-    assert completion_loss(model, batch, fast=False).item() == pytest.approx(reference.item(), rel=1e-5)
-    assert completion_loss(model, batch, fast=True).item() == pytest.approx(reference.item(), rel=1e-5)
+    for loss in LOSSES:
+        assert completion_loss(model, batch, loss).item() == pytest.approx(reference.item(), rel=1e-5)
     # prompt positions and padding carry no target
     assert not batch["targets"][:, 0].any() and not (batch["targets"] & (batch["attention_mask"] == 0)).any()
 
 
-def test_fast_loss_gives_the_same_gradients(batch):
-    grads = []
-    for fast in (False, True):
-        model, _ = tiny_student()
-        completion_loss(model, batch, fast).backward()
-        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
-    assert torch.allclose(grads[0], grads[1], atol=1e-6)
+def gradients(batch, loss, freeze, dtype=None):
+    model, _ = tiny_student()
+    prepare_trainable(model, TrainConfig(freeze_embeddings=freeze))
+    frozen = FrozenHead(model.lm_head.weight, dtype) if freeze else None
+    completion_loss(model, batch, loss, frozen=frozen).backward()
+    return torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad])
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_every_loss_path_gives_the_same_gradients(batch, freeze):
+    plain = gradients(batch, "plain", freeze)
+    for loss in ("positions", "fused"):
+        assert torch.allclose(plain, gradients(batch, loss, freeze), atol=1e-6), loss
+
+
+def test_fused_head_is_used_only_when_frozen_and_matches_in_bf16(batch):
+    model, _ = tiny_student()
+    assert fusable_head(model) is None  # trainable head: plain cross-entropy on kept positions
+    prepare_trainable(model, TrainConfig(freeze_embeddings=True))
+    assert fusable_head(model) is model.lm_head
+    # a bf16 copy of the head, as in training under bf16 autocast: close to fp32
+    plain = gradients(batch, "plain", True)
+    bf16 = gradients(batch, "fused", True, torch.bfloat16)
+    assert torch.allclose(plain, bf16, atol=2e-3, rtol=2e-2)
+    with pytest.raises(CotlibError, match="unknown loss 'fast'"):
+        completion_loss(model, batch, "fast")
+
+
+def test_length_buckets_cover_each_row_once_with_less_padding():
+    lengths = [random.Random(i).randint(20, 300) for i in range(500)]
+    steps = length_buckets(lengths, 8, seed=3)
+    assert sorted(r for step in steps for r in step) == list(range(500))
+    assert len(steps) == 63 and steps == length_buckets(lengths, 8, seed=3)
+    padded = lambda steps: sum(len(s) * max(lengths[r] for r in s) for s in steps)
+    order = random.Random(3).sample(range(500), 500)
+    shuffled = [order[i:i + 8] for i in range(0, 500, 8)]
+    assert padded(steps) < 0.75 * padded(shuffled)
 
 
 def test_freezing_and_lora():

@@ -60,7 +60,10 @@ def test_injected_faults_are_retried_and_counted(server, tmp_path):
                        GenerationParams(**SHORT), limit=2, progress=False)
     proxy.close()
     assert summary.done_now == 2 and summary.failed == 0
-    assert t.usage.faults == {"429": 1, "500": 1, "malformed": 1, "connection": 1, "timeout": 1}
+    faults = dict(t.usage.faults)
+    # the stall is one timeout; on a loaded machine a slow real answer may add another
+    assert faults.pop("timeout") >= 1
+    assert faults == {"429": 1, "500": 1, "malformed": 1, "connection": 1}
 
 
 def test_a_request_that_keeps_failing_is_recorded_as_failed(server, tmp_path):

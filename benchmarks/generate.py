@@ -1,0 +1,71 @@
+"""Evaluation generation: cotlib's batched generation vs `model.generate` at batch size 1.
+
+python benchmarks/generate.py [--run runs/coin_flip/fine_tune_cot-XXXX] [--n 32]
+A fine-tuned student from a finished run (default: the newest Fine-tune-CoT run), greedy on
+the same test questions, stopping at END. Prints tokens/s, the ratio, and both accuracies.
+"""
+import argparse
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from cotlib.curation import COMPLETION_END, prompt_text
+from cotlib.evaluation import generate, parse_completion
+from cotlib.experiments import runs_root
+from cotlib.students import prompt_ids
+from cotlib.tasks import get_task
+
+
+def batch_of_one(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:
+    """The plain way: one prompt at a time, fp32, `model.generate`."""
+    outputs = []
+    for prompt in prompts:
+        ids = torch.tensor([prompt_ids(tokenizer, prompt)])
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                             max_new_tokens=max_new_tokens, stop_strings=[COMPLETION_END.strip()],
+                             tokenizer=tokenizer, pad_token_id=tokenizer.pad_token_id)
+        outputs.append(tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True))
+    return outputs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--run", type=Path, help="a finished fine_tune_cot run directory")
+    parser.add_argument("--n", type=int, default=32, help="test questions")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-new-tokens", type=int, default=160)
+    args = parser.parse_args()
+    run = args.run or max(runs_root().glob("*/fine_tune_cot-*/model"), key=lambda p: p.stat().st_mtime).parent
+    task = get_task(run.parent.name)
+    model = AutoModelForCausalLM.from_pretrained(run / "model", dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(run / "model")
+    samples = task.split("test")[:args.n]
+    prompts = [prompt_text(s.question) for s in samples]
+    print(f"{run}: {len(prompts)} {task.name} test questions, threads {torch.get_num_threads()}")
+    ways = {
+        "model.generate, batch 1, fp32": lambda: batch_of_one(model, tokenizer, prompts, args.max_new_tokens),
+        f"cotlib, batch {args.batch_size}, fp32": lambda: generate(
+            model, tokenizer, prompts, args.max_new_tokens, [COMPLETION_END.strip()], args.batch_size, bf16=False),
+        f"cotlib, batch {args.batch_size}, bf16 weights": lambda: generate(
+            model, tokenizer, prompts, args.max_new_tokens, [COMPLETION_END.strip()], args.batch_size, bf16=True),
+    }
+    base, reference = None, None
+    for name, way in ways.items():
+        started = time.perf_counter()
+        outputs = way()
+        seconds = time.perf_counter() - started
+        tokens = sum(len(tokenizer(o, add_special_tokens=False)["input_ids"]) for o in outputs)
+        predicted = [parse_completion(task, o)[1] for o in outputs]
+        correct = sum(task.is_correct(p, s.answer) for p, s in zip(predicted, samples))
+        reference = reference or predicted
+        same = sum(p == r for p, r in zip(predicted, reference))
+        base = base or tokens / seconds
+        print(f"{name:<32} {tokens / seconds:7.1f} tokens/s  {tokens / seconds / base:5.2f}x  "
+              f"accuracy {correct}/{len(samples)}  same answers as batch 1: {same}/{len(samples)}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
