@@ -366,6 +366,7 @@ def save_checkpoint(accelerator, checkpoint: Path, state: dict) -> None:
         shutil.rmtree(partial, ignore_errors=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(partial))
+    accelerator.wait_for_everyone()  # every process has written its RNG state: now rename
     if accelerator.is_main_process:
         (partial / "state.json").write_text(json.dumps(state))
         old = checkpoint.with_name("checkpoint.old")

@@ -127,7 +127,7 @@ def test_two_processes_match_one(tmp_path):
     # torchrun starts the processes; Accelerator reads their environment: DDP over gloo
     two = train_tiny(tmp_path / "two", "--batch-size", "2", launcher=(
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"))
-    assert "MULTI_CPU 2" in two.stdout
+    assert "MULTI_CPU 2" in two.stdout, two.stderr[-3000:]
     assert two.returncode == 0, two.stderr[-2000:]
     for name, tensor in weights(tmp_path / "one").items():
         assert torch.allclose(tensor, weights(tmp_path / "two")[name], atol=1e-4), name

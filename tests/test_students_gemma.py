@@ -29,10 +29,11 @@ def test_fused_head_matches_the_plain_loss_on_gemma():
     plain, plain_grad = loss_and_gradient(model, batch, "plain")
     fused, fused_grad = loss_and_gradient(model, batch, "fused")
     assert fused == pytest.approx(plain, rel=1e-4)
-    assert torch.allclose(fused_grad, plain_grad, rtol=1e-3, atol=1e-6)
+    relative = lambda grad: ((grad - plain_grad).norm() / plain_grad.norm()).item()
+    assert relative(fused_grad) < 1e-3  # fp32 rounding of sums over 262k words (measured 3e-4)
     # the training configuration on a bf16 CPU: autocast body, head cast once to bf16
     fast, fast_grad = loss_and_gradient(model, batch, "fused", FrozenHead(model.lm_head.weight,
                                                                         torch.bfloat16), bf16=True)
     assert fast == pytest.approx(plain, rel=2e-2)
-    cosine = torch.nn.functional.cosine_similarity(fast_grad.flatten(), plain_grad.flatten(), dim=0)
-    assert cosine > 0.99
+    print(f"relative gradient error: fused fp32 {relative(fused_grad):.1e}, bf16 {relative(fast_grad):.1e}")
+    assert relative(fast_grad) < 0.05
