@@ -78,8 +78,8 @@ def main() -> None:
     task = get_task(args.task)
     samples = curate(task, recorded(task), task.split_indices()["train"])
     model, tokenizer = load_student(GEMMA)
-    completion_share = (sum(len(e[0]) - e[1] for e in (encode(tokenizer, s, 512) for s in samples))
-                        / sum(len(encode(tokenizer, s, 512)[0]) for s in samples))
+    encoded = [encode(tokenizer, s, 512) for s in samples]
+    completion_share = sum(len(ids) - n for ids, n in encoded) / sum(len(ids) for ids, _ in encoded)
     peaks = {"fp32": peak(torch.float32), "bf16": peak(torch.bfloat16)}
     print(f"{args.task}: {len(samples)} curated samples, completion tokens {completion_share:.0%} "
           f"of all; threads {torch.get_num_threads()}; peak fp32 {peaks['fp32']:.0f}, "

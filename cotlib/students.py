@@ -307,9 +307,9 @@ def train(model, tokenizer, samples: list[FinetuneSample], config: TrainConfig,
         step_rows = epoch_steps(lengths, per_step, config, epoch)[step_in_epoch]
         # Normalise by the step's completion tokens on all processes, so that any split of
         # the step into micro-batches and processes gives the same gradient.
-        step_tokens = max(1, sum(len(encoded[r][0]) - encoded[r][1] for r in step_rows))
+        completion_tokens = max(1, sum(len(encoded[r][0]) - encoded[r][1] for r in step_rows))
         step_rows = step_rows[accelerator.process_index::accelerator.num_processes]
-        loss_sum = 0.0
+        loss_sum, seen = 0.0, 0
         for micro in range(config.grad_accum):
             rows = step_rows[micro * config.batch_size:(micro + 1) * config.batch_size]
             if not rows:
@@ -317,16 +317,17 @@ def train(model, tokenizer, samples: list[FinetuneSample], config: TrainConfig,
             batch = {k: v.to(accelerator.device) for k, v in
                      collate([encoded[r] for r in rows], tokenizer.pad_token_id).items()}
             with autocast:
-                loss = completion_loss(model, batch, config.loss, "sum", frozen) / step_tokens
+                loss = completion_loss(model, batch, config.loss, "sum", frozen) / completion_tokens
             accelerator.backward(loss * accelerator.num_processes)  # DDP averages gradients
             loss_sum += loss.item()  # this process's share of the step's loss
-            state["tokens"] += int(batch["attention_mask"].sum())
+            seen += int(batch["attention_mask"].sum())
         optimizer.step()
         schedule.step()
         optimizer.zero_grad()
         state["step"] += 1
         state["losses"].append(round(loss_sum, 4))
-        state["step_tokens"].append(state["tokens"] - sum(state["step_tokens"]))
+        state["tokens"] += seen
+        state["step_tokens"].append(seen)
         state["step_seconds"].append(round(time.time() - started, 3))
         state["seconds"] += state["step_seconds"][-1]
         if state["step"] % LOG_EVERY == 0 or state["step"] == total_steps:
