@@ -113,10 +113,13 @@ def _recorded(task: Task, root: Path) -> tuple[RecordedCompletion, ...]:
             continue
         sample = candidates.pop(0)  # duplicated texts: one record per sample, in order
         raw = prediction = task.extract(record.answer_text)
+        rationale = record.rationale
         if task.answer_type == "choice":
-            prediction = _our_letter(raw, log_choices(record.question), sample.choices)
+            theirs = log_choices(record.question)
+            prediction = _our_letter(raw, theirs, sample.choices)
+            rationale = _our_letters_in(rationale, theirs, sample.choices)
         joined.append(RecordedCompletion(
-            sample.sample_index, sample.question, record.rationale, record.answer_text.strip(),
+            sample.sample_index, sample.question, rationale, record.answer_text.strip(),
             prediction, sample.answer, raw, record.log_prediction, record.log_gold))
     return tuple(sorted(joined, key=lambda c: c.sample_index))
 
@@ -131,6 +134,22 @@ def _our_letter(letter: str, theirs: tuple[str, ...], ours: tuple[str, ...]) -> 
     if index < len(keys) and keys[index] == text:  # same place (some choice lists repeat a text)
         return letter
     return chr(ord("A") + keys.index(text)) if text in keys else ""
+
+
+# A choice named in a rationale: "(B)" anywhere, or a bare letter in "the answer is B." / "B:"
+CHOICE_MENTION = re.compile(r"\(([A-F])\)|(?<=\bis )([A-F])(?=[.:,]|$)")
+
+
+def _our_letters_in(rationale: str, theirs: tuple[str, ...], ours: tuple[str, ...]) -> str:
+    """Rewrite the choice letters a rationale names from the log's choice order into ours.
+
+    Otherwise a student would learn "the answer is (A)" followed by "--> B".
+    """
+    def ours_for(match):
+        letter = match[1] or match[2]
+        mapped = _our_letter(letter, theirs, ours) or letter
+        return f"({mapped})" if match[1] else mapped
+    return CHOICE_MENTION.sub(ours_for, rationale)
 
 
 # --- generated completions: any teacher behind one interface ---------------------------

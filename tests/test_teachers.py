@@ -5,7 +5,7 @@ import pytest
 from cotlib.data import CotlibError
 from cotlib.experiments import teacher_accuracy
 from cotlib.tasks import TASKS, get_task
-from cotlib.teachers import log_path, read_log, recorded
+from cotlib.teachers import CHOICE_MENTION, log_path, read_log, recorded
 from conftest import replace
 
 FULL_DATASETS = ["single_eq", "addsub", "multiarith", "svamp", "date_understanding",
@@ -57,6 +57,18 @@ def test_choice_letters_are_mapped_to_our_choice_order(name):
     assert mapped == as_logged  # right stays right, wrong stays wrong
     if name == "date_understanding":
         assert sum(c.log_gold != c.answer for c in completions) > 250
+
+
+def test_choice_letters_in_rationales_follow_our_choice_order():
+    # the log lists date_understanding's choices in another order: "the answer is (A)" in a
+    # rationale must name the same choice as the prediction that follows it after -->
+    named = [(mentions[-1], c.prediction, c.raw_prediction)
+             for c in recorded(get_task("date_understanding")) if c.prediction
+             for mentions in [["".join(m) for m in CHOICE_MENTION.findall(c.rationale)]]
+             if mentions]
+    assert len(named) > 150
+    assert all(letter == ours for letter, ours, _ in named)
+    assert sum(letter != theirs for letter, _, theirs in named) > 100  # rewritten, not left
 
 
 def test_rationale_excludes_prompt_and_answer_trigger():
