@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test test-slow test-live local gemma demo clean
+.PHONY: install test test-slow test-live local gemma demo full clean
 # llama-cpp-python ships only as an sdist: compile it once (~6 min) into a wheel cache.
 WHEELS ?= $(HOME)/.cache/cotlib/wheels
 LOCAL := $(VENV)/.installed-local
@@ -53,6 +53,13 @@ demo: install gemma
 	cd notebooks && for nb in $(DEMO_NOTEBOOKS); do \
 		../$(PY) -m papermill $$nb.ipynb $$nb.ipynb -k python3 --cwd . || exit 1; done
 	$(PY) -m cotlib run --profile default
+
+# The paper's whole main table: 9 tasks x 5 methods, ~2.5 h on 2 CPU cores, resumable (rerun
+# to continue); the executed 04 notebook keeps the full table.
+full: install gemma
+	$(PY) -m cotlib run --profile full
+	cd notebooks && ../$(PY) -m papermill 04_main_results.ipynb 04_main_results.ipynb \
+		-k python3 --cwd . -p profile full
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -6,6 +6,7 @@ any Hugging Face causal LM directory, or `tiny` (random, built in code, for test
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import os
@@ -300,11 +301,13 @@ def train(model, tokenizer, samples: list[FinetuneSample], config: TrainConfig,
     head = fusable_head(model)
     frozen = FrozenHead(head.weight, torch.bfloat16 if bf16 else None) if head is not None else None
     lengths = [len(ids) for ids, _ in encoded]
+    plan = functools.lru_cache(maxsize=1)(  # each epoch's steps, built once
+        lambda epoch: epoch_steps(lengths, per_step, config, epoch))
     model.train()
     while state["step"] < total_steps:
         started = time.time()
         epoch, step_in_epoch = divmod(state["step"], steps_per_epoch)
-        step_rows = epoch_steps(lengths, per_step, config, epoch)[step_in_epoch]
+        step_rows = plan(epoch)[step_in_epoch]
         # Normalise by the step's completion tokens on all processes, so that any split of
         # the step into micro-batches and processes gives the same gradient.
         completion_tokens = max(1, sum(len(encoded[r][0]) - encoded[r][1] for r in step_rows))
