@@ -45,31 +45,63 @@ def parse_few_shot(task: Task, output: str) -> tuple[str, str]:
     return (rationale.strip(), task.extract(answer)) if sep else (reply.strip(), "")
 
 
+SHARED_PREFIX_MIN = 32  # tokens all prompts start with (few-shot exemplars): computed once
+
+
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, stop: list[str],
              batch_size: int = 16, bf16: bool | None = None) -> list[str]:
-    """Greedy continuations, batched (left padding, KV cache), prompts grouped by length."""
+    """Greedy continuations, batched (left padding, KV cache), prompts grouped by length.
+
+    A long prefix shared by every prompt is run once; each batch starts from its cache.
+    """
     encoded = [prompt_ids(tokenizer, p) for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     outputs = [""] * len(prompts)
     model = inference_copy(model, bf16)
     device = next(model.parameters()).device
+    shared = shared_prefix(encoded)
+    shared = shared if shared >= SHARED_PREFIX_MIN else 0
+    prefix = encoded[0][:shared]
+    cache = prefill(model, prefix, device) if shared else None
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
         width = max(len(encoded[i]) for i in rows)
         input_ids = torch.full((len(rows), width), tokenizer.pad_token_id)
         attention = torch.zeros_like(input_ids)
-        for row, i in enumerate(rows):  # left padding: every prompt ends at the last column
-            input_ids[row, width - len(encoded[i]):] = torch.tensor(encoded[i])
-            attention[row, width - len(encoded[i]):] = 1
+        input_ids[:, :shared], attention[:, :shared] = torch.tensor(prefix), 1
+        for row, i in enumerate(rows):  # left padding after the shared prefix
+            input_ids[row, width - len(encoded[i]) + shared:] = torch.tensor(encoded[i][shared:])
+            attention[row, width - len(encoded[i]) + shared:] = 1
+        cached = {}
+        if cache is not None:
+            cached["cache"] = deepcopy(cache)
+            cached["cache"].batch_repeat_interleave(len(rows))
         ids = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device),
                              max_new_tokens=max_new_tokens, do_sample=False,
                              stop_strings=stop, tokenizer=tokenizer,
-                             pad_token_id=tokenizer.pad_token_id)
+                             pad_token_id=tokenizer.pad_token_id, **cached)
         texts = tokenizer.batch_decode(ids[:, width:], skip_special_tokens=True)
         for i, text in zip(rows, texts):
             outputs[i] = text
     return outputs
+
+
+def shared_prefix(encoded: list[list[int]]) -> int:
+    """How many leading tokens all prompts share, leaving each at least one of its own."""
+    length = min(len(ids) for ids in encoded) - 1
+    for ids in encoded[1:]:
+        length = next((i for i in range(length) if ids[i] != encoded[0][i]), length)
+    return max(0, length)
+
+
+def prefill(model, ids: list[int], device):
+    """The KV cache of `ids` (batch of one)."""
+    from transformers import DynamicCache
+    cache = DynamicCache(config=model.config)
+    model(input_ids=torch.tensor([ids], device=device), cache=cache, use_cache=True,
+          logits_to_keep=1)
+    return cache
 
 
 def inference_copy(model, bf16: bool | None = None):

@@ -55,3 +55,29 @@ def test_bf16_inference_copy_is_close_to_fp32_and_leaves_the_model_alone():
         exact, fast = model(ids).logits, copy(ids).logits.float()
     assert torch.allclose(exact, fast, atol=0.05, rtol=0.05)
     assert inference_copy(model, bf16=False) is model
+
+
+def test_shared_prefix_cache_gives_the_same_greedy_outputs(monkeypatch):
+    import cotlib.evaluation as evaluation
+    from cotlib.prompts import few_shot_exemplars
+    model, tokenizer = tiny_student(seed=1)
+    with torch.no_grad():  # sharper random weights: outputs differ from prompt to prompt
+        for p in model.parameters():
+            p.mul_(8)
+    task = get_task("coin_flip")
+    exemplars = few_shot_exemplars(task)[:300]  # bytes for the tiny tokenizer
+    prompts = [f"{exemplars}\nQ: {s.question}\nA:" for s in task.split("test")[:10]]
+    run = lambda: evaluation.generate(model, tokenizer, prompts, 12, ["\nQ:"], batch_size=4,
+                                      bf16=False)
+    cached = run()
+    monkeypatch.setattr(evaluation, "SHARED_PREFIX_MIN", 10**9)
+    assert run() == cached
+    assert len(set(cached)) > 5
+
+
+def test_shared_prefix_leaves_every_prompt_a_token_of_its_own():
+    from cotlib.evaluation import shared_prefix
+    assert shared_prefix([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]]) == 2
+    assert shared_prefix([[1, 2, 3], [1, 2, 3]]) == 2
+    assert shared_prefix([[7], [8, 9]]) == 0
+    assert shared_prefix([[1, 2, 3]]) == 2
