@@ -3,6 +3,10 @@
 python benchmarks/generate.py [--run runs/coin_flip/fine_tune_cot-XXXX] [--n 32]
 A fine-tuned student from a finished run (default: the newest Fine-tune-CoT run), greedy on
 the same test questions, stopping at END. Prints tokens/s, the ratio, and both accuracies.
+
+python benchmarks/generate.py --few-shot coin_flip [--n 64]
+The base student on few-shot-CoT prompts: the exemplars every prompt shares run once
+(cached) vs in every row, bf16, same batches. Prints seconds, the ratio, and the answers.
 """
 import argparse
 import time
@@ -12,9 +16,10 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from cotlib.curation import COMPLETION_END, prompt_text
-from cotlib.evaluation import generate, parse_completion
+import cotlib.evaluation as evaluation
+from cotlib.evaluation import evaluate, generate, parse_completion
 from cotlib.experiments import runs_root
-from cotlib.students import prompt_ids
+from cotlib.students import GEMMA, load_student, prompt_ids
 from cotlib.tasks import get_task
 
 
@@ -36,7 +41,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=32, help="test questions")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=160)
+    parser.add_argument("--few-shot", metavar="TASK", help="compare shared-prefix caching instead")
     args = parser.parse_args()
+    if args.few_shot:
+        return few_shot(get_task(args.few_shot), args.n, args.batch_size)
     run = args.run or max(runs_root().glob("*/fine_tune_cot-*/model"), key=lambda p: p.stat().st_mtime).parent
     task = get_task(run.parent.name)
     model = AutoModelForCausalLM.from_pretrained(run / "model", dtype=torch.float32).eval()
@@ -65,6 +73,24 @@ def main() -> None:
         print(f"{name:<32} {tokens / seconds:7.1f} tokens/s  {tokens / seconds / base:5.2f}x  "
               f"accuracy {correct}/{len(samples)}  same answers as batch 1: {same}/{len(samples)}",
               flush=True)
+
+
+def few_shot(task, n: int, batch_size: int) -> None:
+    model, tokenizer = load_student(GEMMA)
+    samples = task.split("test")[:n]
+    print(f"{GEMMA}: few-shot-CoT on {len(samples)} {task.name} test questions, batch {batch_size}")
+    results, cached_min, base = {}, evaluation.SHARED_PREFIX_MIN, None
+    for name, minimum in [("exemplars in every row", 10**9), ("exemplars cached once", cached_min)]:
+        evaluation.SHARED_PREFIX_MIN = minimum
+        started = time.perf_counter()
+        results[name] = evaluate(model, tokenizer, task, samples, "few_shot_cot", batch_size=batch_size)
+        seconds = time.perf_counter() - started
+        base = base or seconds
+        first = next(iter(results.values()))
+        print(f"{name:<24} {seconds:7.1f} s  {base / seconds:5.2f}x  accuracy "
+              f"{sum(p.correct for p in results[name])}/{len(samples)}  same answers: "
+              f"{sum(p.predicted == q.predicted for p, q in zip(results[name], first))}, identical "
+              f"outputs: {sum(p.output == q.output for p, q in zip(results[name], first))}", flush=True)
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, stop: li
     device = next(model.parameters()).device
     shared = shared_prefix(encoded)
     shared = shared if shared >= SHARED_PREFIX_MIN else 0
-    prefix = encoded[0][:shared]
+    prefix = encoded[0][:shared] if shared else []
     cache = prefill(model, prefix, device) if shared else None
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
@@ -89,7 +89,7 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, stop: li
 
 def shared_prefix(encoded: list[list[int]]) -> int:
     """How many leading tokens all prompts share, leaving each at least one of its own."""
-    length = min(len(ids) for ids in encoded) - 1
+    length = min((len(ids) for ids in encoded), default=1) - 1
     for ids in encoded[1:]:
         length = next((i for i in range(length) if ids[i] != encoded[0][i]), length)
     return max(0, length)

@@ -81,3 +81,4 @@ def test_shared_prefix_leaves_every_prompt_a_token_of_its_own():
     assert shared_prefix([[1, 2, 3], [1, 2, 3]]) == 2
     assert shared_prefix([[7], [8, 9]]) == 0
     assert shared_prefix([[1, 2, 3]]) == 2
+    assert shared_prefix([]) == 0
