@@ -15,6 +15,7 @@ import torch
 from .curation import FinetuneSample, curate, report, vanilla
 from .data import PROJECT_ROOT, CotlibError
 from .evaluation import accuracy, evaluate
+from .prompts import few_shot_exemplars, has_few_shot
 from .store import write_atomic
 from .students import GEMMA, TrainConfig, load_student, train
 from .tasks import TASKS, Task, get_task
@@ -181,6 +182,8 @@ def run(profile: Profile, task_name: str, method: str, force: bool = False, log=
         return json.loads((out / "metrics.json").read_text())
     samples = task.split("test")[:profile.test_limit]
     curated = train_samples(profile, task, method) if method in TRAINED else []
+    if method == "few_shot_cot":
+        few_shot_exemplars(task)  # a task without exemplars fails here, before any output
     if method in TRAINED and not curated:
         raise CotlibError(f"{task_name}: zero curated samples for {method}")
     model, tokenizer = load_student(profile.student)
@@ -277,6 +280,10 @@ def main_table(profile: Profile, methods: tuple[str, ...] | None = None, log=pri
         rows.setdefault("Random", {})[name] = task.random_accuracy()
         rows.setdefault("Teacher (175B, recorded)", {})[name] = teacher_accuracy(task, "test")
         for method in methods or profile.methods:
+            if method == "few_shot_cot" and not has_few_shot(task):  # as in the paper: "-"
+                log(f"{name}: {method} skipped: no exemplars for this task")
+                rows.setdefault(ROW_NAMES[method], {})[name] = float("nan")
+                continue
             log(f"{name}: {method}")
             rows.setdefault(ROW_NAMES[method], {})[name] = run(profile, name, method, log=log)["accuracy"]
     paper = paper_results()

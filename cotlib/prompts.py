@@ -74,6 +74,10 @@ def few_shot_exemplars(task: Task) -> str:
     return prompts[task.name]["prompt"].strip()
 
 
+def has_few_shot(task: Task) -> bool:
+    return task.name in read_json("reasoning_teacher/few_shot_cot_prompts.json")
+
+
 def few_shot_cot(task: Task, question: str) -> Prompt:
     """Few-shot-CoT: the exemplars, then the question; the answer follows `A:`."""
     return Prompt(f"{few_shot_exemplars(task)}\nQ: {question}", "A:")

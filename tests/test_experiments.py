@@ -31,6 +31,17 @@ def test_smoke_profile_runs_every_method_and_skips_finished_runs(runs):
     assert (out / "metrics.json").stat().st_mtime_ns == stamp  # loaded, not recomputed
 
 
+def test_few_shot_cot_without_exemplars_is_left_blank_like_the_paper(runs):
+    # the exemplar file has none for tracking_shuffled_objects; the paper reports "-" there
+    profile = get_profile("smoke", tasks=["tracking_shuffled_objects"])
+    table = main_table(profile, ("few_shot_cot",), log=lambda message: None)
+    assert table.loc["Few-shot-CoT"].isna().all()
+    assert not runs.exists()  # no student loaded, nothing written
+    with pytest.raises(CotlibError, match="no exemplars for task tracking_shuffled_objects"):
+        run(profile, "tracking_shuffled_objects", "few_shot_cot")
+    assert not runs.exists()
+
+
 def test_run_dir_is_named_from_the_config():
     a, b = get_profile("smoke"), get_profile("smoke", epochs=2)
     assert run_dir(a, "coin_flip", "vanilla") != run_dir(b, "coin_flip", "vanilla")
