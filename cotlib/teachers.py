@@ -755,7 +755,12 @@ def run_tasks(teacher: Teacher | None, tasks: list[Task], params: GenerationPara
     done = {}
     for task in tasks:
         where = dict(teacher=name, params=params, task=task.name, split=split, part=part)
-        store = Store(run_file(store_dir, suffix=".store.jsonl", **where))
+        out = run_file(out_dir, **where)
+        store_path = run_file(store_dir, suffix=".store.jsonl", **where)
+        if not store_path.exists() and out.exists():  # e.g. a fresh clone of committed results
+            store_path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(store_path, out.read_text(encoding="utf-8"))
+        store = Store(store_path)
         if teacher is None:
             have = store.load().done()
             for record in recorded_completions(task, params, part, split)[:limit]:
@@ -766,7 +771,6 @@ def run_tasks(teacher: Teacher | None, tasks: list[Task], params: GenerationPara
             for problem in summary.problems:
                 report(f"warning: {problem}")
             report(summary.line())
-        out = run_file(out_dir, **where)
         done[task.name] = consolidate(store, out)
         report(f"{task.name}: {len(done[task.name])} completions, teacher accuracy "
                f"{accuracy(done[task.name]):.1f}% -> {out}")

@@ -8,7 +8,7 @@ from cotlib.data import CotlibError
 from cotlib.store import Store
 from cotlib.tasks import get_task
 from cotlib.teachers import (Budget, GenerationParams, OpenAITeacher, accuracy, generate,
-                             make_teacher, recorded_completions)
+                             make_teacher, recorded_completions, run_tasks)
 from conftest import PROJECT
 from servers import FaultProxy, free_port, scripted_teacher
 
@@ -52,6 +52,18 @@ def test_rerun_asks_only_for_what_is_missing(server, tmp_path, monkeypatch):
     again = generate(teacher(server.url, monkeypatch), SHOWN, store, params, limit=5, progress=False)
     assert first.done_now == 6 and again.done_before == 6 and again.done_now == 4
     assert len(server.seen) - posts == 2 * (1 + 1 + 2)  # 2 new questions: probe + 1 + 2 answers
+
+
+def test_a_fresh_clone_resumes_from_the_committed_consolidated_file(server, tmp_path, monkeypatch):
+    params = GenerationParams(degree=2, temperature=1.0)
+    committed = tmp_path / "results"  # --out: committed; the store dir is machine-local
+    run_tasks(teacher(server.url, monkeypatch), [SHOWN], params, tmp_path / "store_a",
+              committed, limit=3, progress=False, report=lambda line: None)
+    posts = len(server.seen)
+    done = run_tasks(teacher(server.url, monkeypatch), [SHOWN], params, tmp_path / "store_b",
+                     committed, limit=5, progress=False, report=lambda line: None)
+    assert len(done[SHOWN.name]) == 10
+    assert len(server.seen) - posts == 2 * (1 + 1 + 2)  # only the 2 new questions
 
 
 def test_faults_are_retried_and_counted(server, tmp_path, monkeypatch):
