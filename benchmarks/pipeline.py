@@ -11,6 +11,8 @@ import json
 import pandas as pd
 
 from cotlib.experiments import get_profile, run_dir
+from cotlib.prompts import has_few_shot
+from cotlib.tasks import get_task
 
 
 def stage_times(profile_name: str) -> pd.DataFrame:
@@ -19,6 +21,8 @@ def stage_times(profile_name: str) -> pd.DataFrame:
     for task in profile.tasks:
         for method in profile.methods:
             metrics_file = run_dir(profile, task, method) / "metrics.json"
+            if method == "few_shot_cot" and not has_few_shot(get_task(task)):
+                continue  # no exemplars: not run (the paper reports none either)
             if not metrics_file.is_file():
                 rows.append({"task": task, "method": method, "status": "missing"})
                 continue
