@@ -10,8 +10,7 @@ import json
 
 import pandas as pd
 
-from cotlib.experiments import get_profile, run_dir
-from cotlib.prompts import has_few_shot
+from cotlib.experiments import get_profile, has_cell, run_dir
 from cotlib.tasks import get_task
 
 
@@ -21,8 +20,8 @@ def stage_times(profile_name: str) -> pd.DataFrame:
     for task in profile.tasks:
         for method in profile.methods:
             metrics_file = run_dir(profile, task, method) / "metrics.json"
-            if method == "few_shot_cot" and not has_few_shot(get_task(task)):
-                continue  # no exemplars: not run (the paper reports none either)
+            if not has_cell(get_task(task), method):
+                continue
             if not metrics_file.is_file():
                 rows.append({"task": task, "method": method, "status": "missing"})
                 continue

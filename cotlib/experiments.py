@@ -265,6 +265,11 @@ def curation_table(profile: Profile) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("task")
 
 
+def has_cell(task: Task, method: str) -> bool:
+    """Whether the main table has this cell: not few-shot-CoT without exemplars (paper: "-")."""
+    return method != "few_shot_cot" or has_few_shot(task)
+
+
 def main_table(profile: Profile, methods: tuple[str, ...] | None = None, log=print) -> pd.DataFrame:
     """The paper's main table for `profile`: our rows, then the paper's, columns = tasks.
 
@@ -280,7 +285,7 @@ def main_table(profile: Profile, methods: tuple[str, ...] | None = None, log=pri
         rows.setdefault("Random", {})[name] = task.random_accuracy()
         rows.setdefault("Teacher (175B, recorded)", {})[name] = teacher_accuracy(task, "test")
         for method in methods or profile.methods:
-            if method == "few_shot_cot" and not has_few_shot(task):  # as in the paper: "-"
+            if not has_cell(task, method):
                 log(f"{name}: {method} skipped: no exemplars for this task")
                 rows.setdefault(ROW_NAMES[method], {})[name] = float("nan")
                 continue
