@@ -1,8 +1,10 @@
 """Evaluation generation: cotlib's batched generation vs `model.generate` at batch size 1.
 
-python benchmarks/generate.py [--run runs/coin_flip/fine_tune_cot-XXXX] [--n 32]
+python benchmarks/generate.py [--run runs/coin_flip/fine_tune_cot-XXXX] [--n 32] [--no-batch-1]
 A fine-tuned student from a finished run (default: the newest Fine-tune-CoT run), greedy on
-the same test questions, stopping at END. Prints tokens/s, the ratio, and both accuracies.
+the same test questions, stopping at END: `model.generate` at batch 1, then cotlib batched,
+fp32 and bf16, with finished rows waiting for the longest (as in `model.generate`) and
+leaving the batch. Prints tokens/s, the ratios to the first way, and the accuracies.
 
 python benchmarks/generate.py --few-shot coin_flip [--n 64]
 The base student on few-shot-CoT prompts: the exemplars every prompt shares run once
@@ -41,6 +43,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=32, help="test questions")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=160)
+    parser.add_argument("--no-batch-1", action="store_true", help="skip the slow batch-1 way")
     parser.add_argument("--few-shot", metavar="TASK", help="compare shared-prefix caching instead")
     args = parser.parse_args()
     if args.few_shot:
@@ -52,13 +55,16 @@ def main() -> None:
     samples = task.split("test")[:args.n]
     prompts = [prompt_text(s.question) for s in samples]
     print(f"{run}: {len(prompts)} {task.name} test questions, threads {torch.get_num_threads()}")
+    run_ours = lambda bf16, drop: switched("DROP_FINISHED", drop, lambda: generate(
+        model, tokenizer, prompts, args.max_new_tokens, [COMPLETION_END.strip()], args.batch_size, bf16))
     ways = {
         "model.generate, batch 1, fp32": lambda: batch_of_one(model, tokenizer, prompts, args.max_new_tokens),
-        f"cotlib, batch {args.batch_size}, fp32": lambda: generate(
-            model, tokenizer, prompts, args.max_new_tokens, [COMPLETION_END.strip()], args.batch_size, bf16=False),
-        f"cotlib, batch {args.batch_size}, bf16 weights": lambda: generate(
-            model, tokenizer, prompts, args.max_new_tokens, [COMPLETION_END.strip()], args.batch_size, bf16=True),
+        f"cotlib, batch {args.batch_size}, fp32": lambda: run_ours(False, True),
+        f"cotlib, batch {args.batch_size}, bf16, rows wait": lambda: run_ours(True, False),
+        f"cotlib, batch {args.batch_size}, bf16": lambda: run_ours(True, True),
     }
+    if args.no_batch_1:
+        del ways["model.generate, batch 1, fp32"]
     base, reference = None, None
     for name, way in ways.items():
         started = time.perf_counter()
@@ -70,20 +76,31 @@ def main() -> None:
         reference = reference or predicted
         same = sum(p == r for p, r in zip(predicted, reference))
         base = base or tokens / seconds
-        print(f"{name:<32} {tokens / seconds:7.1f} tokens/s  {tokens / seconds / base:5.2f}x  "
-              f"accuracy {correct}/{len(samples)}  same answers as batch 1: {same}/{len(samples)}",
+        print(f"{name:<36} {seconds:6.1f} s {tokens / seconds:7.1f} tokens/s  {tokens / seconds / base:5.2f}x  "
+              f"accuracy {correct}/{len(samples)}  same answers as the first: {same}/{len(samples)}",
               flush=True)
+
+
+def switched(name: str, value, way):
+    """`way()` with cotlib.evaluation.<name> set to `value`."""
+    kept = getattr(evaluation, name)
+    setattr(evaluation, name, value)
+    try:
+        return way()
+    finally:
+        setattr(evaluation, name, kept)
 
 
 def few_shot(task, n: int, batch_size: int) -> None:
     model, tokenizer = load_student(GEMMA)
     samples = task.split("test")[:n]
     print(f"{GEMMA}: few-shot-CoT on {len(samples)} {task.name} test questions, batch {batch_size}")
-    results, cached_min, base = {}, evaluation.SHARED_PREFIX_MIN, None
-    for name, minimum in [("exemplars in every row", 10**9), ("exemplars cached once", cached_min)]:
-        evaluation.SHARED_PREFIX_MIN = minimum
+    results, base = {}, None
+    for name, minimum in [("exemplars in every row", 10**9),
+                          ("exemplars cached once", evaluation.SHARED_PREFIX_MIN)]:
         started = time.perf_counter()
-        results[name] = evaluate(model, tokenizer, task, samples, "few_shot_cot", batch_size=batch_size)
+        results[name] = switched("SHARED_PREFIX_MIN", minimum, lambda: evaluate(
+            model, tokenizer, task, samples, "few_shot_cot", batch_size=batch_size))
         seconds = time.perf_counter() - started
         base = base or seconds
         first = next(iter(results.values()))

@@ -10,6 +10,7 @@ from copy import deepcopy
 from dataclasses import dataclass
 
 import torch
+from transformers import DynamicCache
 
 from .curation import ANSWER_SEP, COMPLETION_END, prompt_text
 from .data import CotlibError
@@ -46,6 +47,7 @@ def parse_few_shot(task: Task, output: str) -> tuple[str, str]:
 
 
 SHARED_PREFIX_MIN = 32  # tokens all prompts start with (few-shot exemplars): computed once
+DROP_FINISHED = True  # finished rows leave the batch (False: they wait, as in model.generate)
 
 
 @torch.no_grad()
@@ -62,29 +64,64 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, stop: li
     device = next(model.parameters()).device
     shared = shared_prefix(encoded)
     shared = shared if shared >= SHARED_PREFIX_MIN else 0
-    prefix = encoded[0][:shared] if shared else []
+    prefix = encoded[0][:shared]
     cache = prefill(model, prefix, device) if shared else None
+    finished = stopper(model, tokenizer, stop)
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
         width = max(len(encoded[i]) for i in rows)
         input_ids = torch.full((len(rows), width), tokenizer.pad_token_id)
         attention = torch.zeros_like(input_ids)
-        input_ids[:, :shared], attention[:, :shared] = torch.tensor(prefix), 1
+        input_ids[:, :shared], attention[:, :shared] = torch.tensor(prefix, dtype=torch.long), 1
         for row, i in enumerate(rows):  # left padding after the shared prefix
             input_ids[row, width - len(encoded[i]) + shared:] = torch.tensor(encoded[i][shared:])
             attention[row, width - len(encoded[i]) + shared:] = 1
-        cached = {}
-        if cache is not None:
-            cached["cache"] = deepcopy(cache)
-            cached["cache"].batch_repeat_interleave(len(rows))
-        ids = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device),
-                             max_new_tokens=max_new_tokens, do_sample=False,
-                             stop_strings=stop, tokenizer=tokenizer,
-                             pad_token_id=tokenizer.pad_token_id, **cached)
-        texts = tokenizer.batch_decode(ids[:, width:], skip_special_tokens=True)
-        for i, text in zip(rows, texts):
-            outputs[i] = text
+        past = deepcopy(cache) if shared else DynamicCache(config=model.config)
+        past.batch_repeat_interleave(len(rows))
+        tokens = greedy(model, input_ids[:, shared:].to(device), attention.to(device), past,
+                        max_new_tokens, finished)
+        for i, ids in zip(rows, tokens):
+            outputs[i] = tokenizer.decode(ids, skip_special_tokens=True)
     return outputs
+
+
+def greedy(model, input_ids, attention, cache, max_new_tokens: int, finished) -> list[list[int]]:
+    """Greedy new tokens of each row; `cache` holds the tokens of `attention` before
+    `input_ids`. A row is done once `finished(its tokens)`; with DROP_FINISHED it leaves the
+    batch and its cache, so the rows still generating run on without computing for it."""
+    tokens = [[] for _ in range(len(input_ids))]
+    done = [False] * len(input_ids)
+    live = torch.arange(len(input_ids), device=input_ids.device)  # rows in the batch
+    positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, -input_ids.shape[1]:]
+    for _ in range(max_new_tokens):
+        logits = model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
+                       cache=cache, use_cache=True, logits_to_keep=1).logits
+        chosen = logits[:, -1].argmax(-1)
+        for row, token in zip(live.tolist(), chosen.tolist()):
+            if not done[row]:
+                tokens[row].append(token)
+                done[row] = finished(tokens[row])
+        if all(done):
+            break
+        going = [k for k, row in enumerate(live.tolist()) if not done[row]]
+        if DROP_FINISHED and len(going) < len(live):
+            keep = torch.tensor(going, device=live.device)
+            cache.batch_select_indices(keep)
+            live, chosen, attention = live[keep], chosen[keep], attention[keep]
+        positions = attention.sum(-1, keepdim=True)  # real tokens so far: the new one's position
+        attention = torch.cat([attention, attention.new_ones(len(live), 1)], dim=1)
+        input_ids = chosen[:, None]
+    return tokens
+
+
+def stopper(model, tokenizer, stop: list[str]):
+    """Whether a row's new tokens end it: an end-of-sequence token, or a stop string in
+    their text (looked for in the last few tokens, where a new one can complete it)."""
+    eos = model.generation_config.eos_token_id
+    eos = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.eos_token_id}
+    window = max((len(s) for s in stop), default=0) + 1
+    return lambda ids: ids[-1] in eos or any(
+        s in tokenizer.decode(ids[-window:], skip_special_tokens=True) for s in stop)
 
 
 def shared_prefix(encoded: list[list[int]]) -> int:
@@ -97,7 +134,6 @@ def shared_prefix(encoded: list[list[int]]) -> int:
 
 def prefill(model, ids: list[int], device):
     """The KV cache of `ids` (batch of one)."""
-    from transformers import DynamicCache
     cache = DynamicCache(config=model.config)
     model(input_ids=torch.tensor([ids], device=device), cache=cache, use_cache=True,
           logits_to_keep=1)

@@ -82,3 +82,26 @@ def test_shared_prefix_leaves_every_prompt_a_token_of_its_own():
     assert shared_prefix([[7], [8, 9]]) == 0
     assert shared_prefix([[1, 2, 3]]) == 2
     assert shared_prefix([]) == 0
+
+
+@pytest.mark.parametrize("drop", [True, False])
+def test_finished_rows_leave_the_batch_without_changing_any_output(monkeypatch, drop):
+    import cotlib.evaluation as evaluation
+    model, tokenizer = tiny_student(seed=1)
+    with torch.no_grad():  # sharper random weights: outputs differ from prompt to prompt
+        for p in model.parameters():
+            p.mul_(8)
+    prompts = [f"Q: {s.question}\nA:" for s in get_task("coin_flip").split("test")[:12]]
+    stop = ["8", "#"]  # strings these weights emit early in some rows, late or never in others
+    reference = []  # the plain way: model.generate, one prompt at a time
+    for prompt in prompts:
+        ids = torch.tensor([prompt_ids(tokenizer, prompt)])
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                             max_new_tokens=20, stop_strings=stop, tokenizer=tokenizer,
+                             pad_token_id=tokenizer.pad_token_id)
+        reference.append(tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True))
+    monkeypatch.setattr(evaluation, "DROP_FINISHED", drop)
+    ours = evaluation.generate(model, tokenizer, prompts, 20, stop, batch_size=5, bf16=False)
+    assert ours == reference
+    lengths = [len(o) for o in ours]
+    assert min(lengths) < 5 and max(lengths) > 15  # rows did finish at different steps
