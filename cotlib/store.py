@@ -37,7 +37,9 @@ class Completion:
     correct: bool = False
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # the request's share of its group's wall time
+    started: float = 0.0  # Unix times its request group was sent and came back
+    finished: float = 0.0  # (0: older records, not kept)
     status: str = "ok"  # "ok" or "failed"
     error: str = ""
 

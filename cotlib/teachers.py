@@ -598,7 +598,7 @@ def _run_groups(groups, ask, workers, budget, usage, summary, bar, on_record) ->
 def _ask(teacher: Teacher, task: Task, params: GenerationParams, split: str,
          group: list[tuple[Sample, list[int]]], store: Store) -> list[Completion]:
     """Both stages for a group of questions; every completion is stored as it is made."""
-    started = time.monotonic()
+    started, sent = time.monotonic(), round(time.time(), 3)
     reasoning = [reasoning_prompt(params.method, task, s.question) for s, _ in group]
     first = teacher.complete([
         Request(prompt, tuple(seed_for(params.seed, s.sample_index, c) for c in missing),
@@ -623,9 +623,10 @@ def _ask(teacher: Teacher, task: Task, params: GenerationParams, split: str,
             _fill_answer(record, result.choices[0], task)
         else:
             record.status, record.error = "failed", result.error
-    elapsed = time.monotonic() - started
+    elapsed, now = time.monotonic() - started, round(time.time(), 3)
     for record in records:
         record.seconds = round(elapsed / max(1, len(records)), 3)  # wall time, shared
+        record.started, record.finished = sent, now
         store.append(record)
     return records
 
@@ -787,13 +788,14 @@ def load_run(runs_dir: Path, teacher: str, params: GenerationParams, task: Task,
     return read_jsonl(path) if path.exists() else []
 
 
-def run_summary(records: list[Completion], task: Task) -> dict:
+def run_summary(records: list[Completion], task: Task, server_threads: int | None = None) -> dict:
     """One row of results/teachers.csv: accuracy beside text-davinci-002 on the same
-    questions, distinct rationales per question, tokens/s and wall time."""
+    questions, distinct rationales per question, tokens/s, wall time and, for a server on
+    `server_threads` cores of this machine, CPU time."""
     ok = [r for r in records if r.status == "ok"]
     questions = {r.sample_index for r in ok}
     davinci = [c for c in recorded(task) if c.sample_index in questions]
-    seconds = sum(r.seconds for r in records)
+    seconds = busy_seconds(records)
     tokens = sum(r.completion_tokens for r in ok)
     per_question = [len({r.rationale for r in ok if r.sample_index == q}) for q in questions]
     first = records[0] if records else None
@@ -804,8 +806,19 @@ def run_summary(records: list[Completion], task: Task) -> dict:
         "davinci_accuracy_same_questions": round(accuracy_of_recorded(davinci, task), 2),
         "distinct_rationales_per_question": round(sum(per_question) / max(1, len(questions)), 2),
         "completion_tokens": tokens, "wall_seconds": round(seconds),
+        "cpu_seconds": round(seconds * server_threads) if server_threads else float("nan"),
         "tokens_per_second": round(tokens / seconds, 1) if seconds else float("nan"),
         "rationale_cut_at_cap": sum(r.reasoning_finish_reason == "length" for r in ok)}
+
+
+def busy_seconds(records: list[Completion]) -> float:
+    """Wall time spent asking: the union of the requests' intervals, so that concurrent
+    requests count once (records without a finish time count their own seconds)."""
+    total, end = sum(r.seconds for r in records if not r.finished), float("-inf")
+    for start, stop in sorted((r.started, r.finished) for r in records if r.finished):
+        total += max(0.0, stop - max(start, end))
+        end = max(end, stop)
+    return total
 
 
 def accuracy_of_recorded(completions: list[RecordedCompletion], task: Task) -> float:

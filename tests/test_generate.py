@@ -7,8 +7,8 @@ import pytest
 from cotlib.data import CotlibError
 from cotlib.store import Store
 from cotlib.tasks import get_task
-from cotlib.teachers import (Budget, GenerationParams, OpenAITeacher, accuracy, generate,
-                             make_teacher, recorded_completions, run_tasks)
+from cotlib.teachers import (Budget, GenerationParams, OpenAITeacher, accuracy, busy_seconds,
+                             generate, make_teacher, recorded_completions, run_tasks)
 from conftest import PROJECT
 from servers import FaultProxy, free_port, scripted_teacher
 
@@ -42,6 +42,17 @@ def test_d3_on_a_server_that_ignores_n_uses_distinct_seeds(server, tmp_path, mon
         assert len(rationales) == 3
     assert all(r.reasoning_finish_reason == "stop" and r.prompt_tokens for r in records)
     assert summary.usage.tokens == 30 * (12 + 12)  # per question: an n=3 probe, 2 more, 3 answers
+    assert all(0 < r.started <= r.finished for r in records)
+    assert busy_seconds(list(records)) <= summary.seconds + 0.01  # 2 in flight count once
+
+
+def test_busy_seconds_is_the_union_of_request_intervals():
+    from cotlib.store import Completion
+    make = lambda started, finished, seconds: Completion(
+        "t", "p", "x", "s", 0, 0, "q", "a", seconds=seconds, started=started, finished=finished)
+    records = [make(100, 110, 5), make(100, 110, 5), make(105, 120, 15), make(130, 131, 1),
+               make(0, 0, 7)]  # the last: an older record without times counts its seconds
+    assert busy_seconds(records) == 20 + 1 + 7
 
 
 def test_rerun_asks_only_for_what_is_missing(server, tmp_path, monkeypatch):
