@@ -598,7 +598,7 @@ def _run_groups(groups, ask, workers, budget, usage, summary, bar, on_record) ->
 def _ask(teacher: Teacher, task: Task, params: GenerationParams, split: str,
          group: list[tuple[Sample, list[int]]], store: Store) -> list[Completion]:
     """Both stages for a group of questions; every completion is stored as it is made."""
-    started, sent = time.monotonic(), round(time.time(), 3)
+    sent = time.time()
     reasoning = [reasoning_prompt(params.method, task, s.question) for s, _ in group]
     first = teacher.complete([
         Request(prompt, tuple(seed_for(params.seed, s.sample_index, c) for c in missing),
@@ -623,10 +623,10 @@ def _ask(teacher: Teacher, task: Task, params: GenerationParams, split: str,
             _fill_answer(record, result.choices[0], task)
         else:
             record.status, record.error = "failed", result.error
-    elapsed, now = time.monotonic() - started, round(time.time(), 3)
+    now = time.time()
     for record in records:
-        record.seconds = round(elapsed / max(1, len(records)), 3)  # wall time, shared
-        record.started, record.finished = sent, now
+        record.seconds = round((now - sent) / max(1, len(records)), 3)  # wall time, shared
+        record.started, record.finished = round(sent, 3), round(now, 3)
         store.append(record)
     return records
 
