@@ -40,7 +40,7 @@ $(LOCAL): $(INSTALLED)
 	touch $@
 
 # llama.cpp's own server (parallel slots, continuous batching: `cotlib serve --parallel N`),
-# built once (~8 min) from the same sdist as the installed llama-cpp-python.
+# built once (~7 min) from the same sdist as the installed llama-cpp-python.
 LLAMA_SERVER ?= $(HOME)/.cache/cotlib/bin/llama-server
 LLAMA_BUILD := $(VENV)/llama-build
 llama-server: $(LLAMA_SERVER)

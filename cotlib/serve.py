@@ -156,7 +156,7 @@ def llama_server() -> Path:
     found = shutil.which("llama-server") or cache_dir() / "bin" / "llama-server"
     if not Path(found).is_file():
         raise CotlibError("parallel slots need llama.cpp's llama-server, neither on PATH nor "
-                          f"at {found}; `make llama-server` builds it (~8 min)")
+                          f"at {found}; `make llama-server` builds it (~7 min)")
     return Path(found)
 
 
