@@ -297,3 +297,25 @@ def main_table(profile: Profile, methods: tuple[str, ...] | None = None, log=pri
     for key in PAPER_ROWS:
         rows[f"paper: {key[1]} {key[0]} {key[2]}"] = paper.loc[key, list(profile.tasks)].to_dict()
     return pd.DataFrame(rows).T[list(profile.tasks)]
+
+
+def epochs_table(profile: Profile, epochs: tuple[int, ...]) -> pd.DataFrame:
+    """Validation and test accuracy of the trained methods at each number of epochs.
+
+    Reads finished runs only (never trains); a missing run is NaN.
+    """
+    rows = []
+    for name in profile.tasks:
+        for method in TRAINED:
+            row = {"task": name, "method": method}
+            for count in epochs:
+                out = run_dir(replace(profile, train=replace(profile.train, epochs=count)),
+                              name, method)
+                done = out / "metrics.json"
+                metrics = json.loads(done.read_text()) if done.is_file() else {}
+                validation = metrics.get("validation", {})
+                row[f"validation {count}"] = validation.get("accuracy", float("nan"))
+                row[f"test {count}"] = metrics.get("accuracy", float("nan"))
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["task", "method"])
+

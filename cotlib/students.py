@@ -13,6 +13,7 @@ import os
 import random
 import shutil
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -293,8 +294,10 @@ def train(model, tokenizer, samples: list[FinetuneSample], config: TrainConfig,
     if (checkpoint / "state.json").is_file():
         accelerator.load_state(str(checkpoint))
         state = json.loads((checkpoint / "state.json").read_text())
-        for _ in range(state["step"]):
-            schedule.step()
+        with warnings.catch_warnings():  # replaying the schedule before this process's first step
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(state["step"]):
+                schedule.step()
         log(f"resumed from step {state['step']}/{total_steps}")
     bf16 = use_bf16(config.bf16, accelerator.device)
     autocast = torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=bf16)

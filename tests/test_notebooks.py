@@ -47,6 +47,9 @@ def test_02_to_04_on_the_smoke_profile(tmp_path, runs):
     table = (tmp_path / "results/main_smoke.csv").read_text()
     assert "Fine-tune-CoT," in table and "paper: Fine-tune-CoT GPT-3 0.3B,99.33" in table
     assert (tmp_path / "figures/main_smoke.png").exists()
+    epochs = (tmp_path / "results/epochs_smoke.csv").read_text().splitlines()
+    assert epochs[0] == "task,method,validation 1,test 1,validation 2,test 2,validation 4,test 4"
+    assert epochs[1].startswith("coin_flip,fine_tune_cot,,") and epochs[1].split(",")[3] != ""
     assert (tmp_path / "figures/training_loss_smoke.png").exists()
     assert len(list(runs.glob("coin_flip/*/metrics.json"))) == 5
 
