@@ -124,9 +124,10 @@ def test_resume_after_sigkill_gives_the_same_weights(tmp_path):
 def test_two_processes_match_one(tmp_path):
     one = train_tiny(tmp_path / "one", "--batch-size", "4")
     assert one.returncode == 0, one.stderr
-    # torchrun starts the processes; Accelerator reads their environment: DDP over gloo
+    # torchrun starts the processes (--standalone: on a free local port); Accelerator reads
+    # their environment: DDP over gloo
     two = train_tiny(tmp_path / "two", "--batch-size", "2", launcher=(
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"))
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"))
     assert "MULTI_CPU 2" in two.stdout, two.stderr[-3000:]
     assert two.returncode == 0, two.stderr[-2000:]
     for name, tensor in weights(tmp_path / "one").items():
