@@ -318,4 +318,3 @@ def epochs_table(profile: Profile, epochs: tuple[int, ...]) -> pd.DataFrame:
                 row[f"test {count}"] = metrics.get("accuracy", float("nan"))
             rows.append(row)
     return pd.DataFrame(rows).set_index(["task", "method"])
-

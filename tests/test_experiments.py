@@ -122,4 +122,3 @@ def test_epochs_table_reads_finished_runs_and_never_trains(runs):
     assert table[["test 3", "validation 3"]].isna().all().all()
     assert table.loc[("coin_flip", "fine_tune_cot")].isna().all()  # not run: left blank
     assert sorted(p.name.split("-")[0] for p in (runs / "coin_flip").iterdir()) == ["vanilla"]
-
