@@ -429,12 +429,16 @@ LOCAL_URL = "http://127.0.0.1:8080/v1"
 
 
 def local_teacher(model: str, base_url: str = LOCAL_URL, **options) -> OpenAITeacher:
-    """A model served on 127.0.0.1 by `python -m cotlib serve` (llama-cpp-python)."""
+    """A model served on 127.0.0.1 by `python -m cotlib serve` (llama.cpp).
+
+    One request per completion (distinct seeds): llama-cpp-python's server ignores n > 1,
+    and llama-server's usage counts the tokens of one choice only.
+    """
     from .serve import get_model  # noqa: PLC0415
     spec = get_model(model)
     return OpenAITeacher(model=spec.name, base_url=base_url, template=spec.template,
                          needs_key=False, key_env="COTLIB_LOCAL_KEY", name=spec.name,
-                         **options)
+                         **{"n_supported": False, **options})
 
 
 # --- the hf teacher: a transformers causal LM in this process ------------------------------

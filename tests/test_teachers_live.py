@@ -39,7 +39,7 @@ def teacher(url, **options):
 
 def test_d3_sampling_on_two_tasks(server, tmp_path):
     for name in ("multiarith", "coin_flip"):
-        t = teacher(server.base_url)
+        t = teacher(server.base_url, n_supported=None)  # learn it from the server
         store = Store(tmp_path / f"{name}.jsonl")
         summary = generate(t, get_task(name), store, GenerationParams(
             degree=3, temperature=0.8, **SHORT), limit=2, progress=False)
@@ -170,3 +170,6 @@ def test_llama_server_with_parallel_slots(tmp_path):
     assert {(r.sample_index, r.completion_index) for r in records} == {
         (r.sample_index, c) for r in records for c in (0, 1)}
     assert all(r.rationale and r.completion_tokens > 0 for r in records)
+    # each completion counts its own tokens (llama-server's usage for n > 1 covers one choice)
+    capped = [r for r in records if r.reasoning_finish_reason == "length"]
+    assert capped and all(r.completion_tokens >= SHORT["max_tokens"] for r in capped)
