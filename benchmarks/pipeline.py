@@ -6,11 +6,10 @@ Reads the finished cells under runs/ (training and evaluation seconds are record
 COTLIB_RUNS at an empty directory and run `time make demo` or `python -m cotlib run`.
 """
 import argparse
-import json
 
 import pandas as pd
 
-from cotlib.experiments import get_profile, has_cell, run_dir
+from cotlib.experiments import finished, get_profile, has_cell, run_dir
 from cotlib.tasks import get_task
 
 
@@ -19,13 +18,12 @@ def stage_times(profile_name: str) -> pd.DataFrame:
     rows = []
     for task in profile.tasks:
         for method in profile.methods:
-            metrics_file = run_dir(profile, task, method) / "metrics.json"
             if not has_cell(get_task(task), method):
                 continue
-            if not metrics_file.is_file():
+            metrics = finished(run_dir(profile, task, method))
+            if not metrics:
                 rows.append({"task": task, "method": method, "status": "missing"})
                 continue
-            metrics = json.loads(metrics_file.read_text())
             rows.append({"task": task, "method": method, "status": "done",
                          "train_min": metrics.get("seconds", 0) / 60,
                          "eval_min": metrics.get("eval_seconds", 0) / 60,

@@ -180,8 +180,8 @@ def run(profile: Profile, task_name: str, method: str, force: bool = False, log=
     """
     task = get_task(task_name)
     out = run_dir(profile, task_name, method)
-    if (out / "metrics.json").is_file() and not force:
-        return json.loads((out / "metrics.json").read_text())
+    if not force and (done := finished(out)):
+        return done
     samples = task.split("test")[:profile.test_limit]
     curated = train_samples(profile, task, method) if method in TRAINED else []
     if method == "few_shot_cot":
@@ -208,6 +208,12 @@ def run(profile: Profile, task_name: str, method: str, force: bool = False, log=
     (out / "config.json").write_text(json.dumps(asdict(profile), indent=1, default=str))
     write_atomic(out / "metrics.json", json.dumps(metrics, indent=1))
     return metrics
+
+
+def finished(out: Path) -> dict:
+    """The metrics of a finished run directory ({} while it is not finished)."""
+    done = out / "metrics.json"
+    return json.loads(done.read_text()) if done.is_file() else {}
 
 
 def fine_tuned(model, tokenizer, curated: list[FinetuneSample], config: TrainConfig,
@@ -309,10 +315,8 @@ def epochs_table(profile: Profile, epochs: tuple[int, ...]) -> pd.DataFrame:
         for method in TRAINED:
             row = {"task": name, "method": method}
             for count in epochs:
-                out = run_dir(replace(profile, train=replace(profile.train, epochs=count)),
-                              name, method)
-                done = out / "metrics.json"
-                metrics = json.loads(done.read_text()) if done.is_file() else {}
+                trained = replace(profile, train=replace(profile.train, epochs=count))
+                metrics = finished(run_dir(trained, name, method))
                 validation = metrics.get("validation", {})
                 row[f"validation {count}"] = validation.get("accuracy", float("nan"))
                 row[f"test {count}"] = metrics.get("accuracy", float("nan"))
