@@ -815,6 +815,27 @@ def run_summary(records: list[Completion], task: Task, server_threads: int | Non
         "rationale_cut_at_cap": sum(r.reasoning_finish_reason == "length" for r in ok)}
 
 
+def diversity(sampled: list[Completion], greedy: list[Completion]):
+    """Diverse reasoning per question: right samples, distinct rationales, distinct right
+    ones (what curation keeps); and a summary row beside the greedy run where both ran."""
+    import pandas as pd  # noqa: PLC0415
+    ok = pd.DataFrame([vars(r) for r in sampled if r.status == "ok"])
+    per_question = ok.groupby("sample_index").agg(
+        right=("correct", "sum"), distinct=("rationale", "nunique"))
+    per_question["kept"] = (ok[ok.correct].groupby("sample_index").rationale.nunique()
+                            .reindex(per_question.index, fill_value=0))
+    first = pd.Series({r.sample_index: r.correct for r in greedy if r.status == "ok"}, dtype=bool)
+    both = per_question.index.intersection(first.index)
+    return {"task": sampled[0].task, "questions": len(per_question),
+            "sample_accuracy": 100 * ok.correct.mean(),
+            "any_right_%": 100 * (per_question.right > 0).mean(),
+            "distinct_per_question": per_question.distinct.mean(),
+            "kept_per_question": per_question.kept.mean(), "questions_with_greedy": len(both),
+            "greedy_accuracy_there": 100 * first[both].mean() if len(both) else math.nan,
+            "any_right_there_%": 100 * (per_question.right[both] > 0).mean() if len(both) else math.nan,
+            }, per_question
+
+
 def busy_seconds(records: list[Completion]) -> float:
     """Wall time spent asking: the union of the requests' intervals, so that concurrent
     requests count once (records without a finish time count their own seconds)."""

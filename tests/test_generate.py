@@ -8,7 +8,7 @@ from cotlib.data import CotlibError
 from cotlib.store import Store
 from cotlib.tasks import get_task
 from cotlib.teachers import (Budget, GenerationParams, OpenAITeacher, accuracy, busy_seconds,
-                             generate, make_teacher, recorded_completions, run_tasks)
+                             diversity, generate, make_teacher, recorded_completions, run_tasks)
 from conftest import PROJECT
 from servers import FaultProxy, free_port, scripted_teacher
 
@@ -53,6 +53,25 @@ def test_busy_seconds_is_the_union_of_request_intervals():
     records = [make(100, 110, 5), make(100, 110, 5), make(105, 120, 15), make(130, 131, 1),
                make(0, 0, 7)]  # the last: an older record without times counts its seconds
     assert busy_seconds(records) == 20 + 1 + 7
+
+
+def test_diversity_counts_right_distinct_rationales_per_question():
+    from cotlib.store import Completion
+    make = lambda q, i, rationale, correct, status="ok": Completion(
+        "t", "p", "multiarith", "s", q, i, "q", "a", rationale=rationale, correct=correct,
+        status=status)
+    sampled = [make(0, 0, "a", True), make(0, 1, "a", True), make(0, 2, "b", False),
+               make(1, 0, "c", False), make(1, 1, "d", False), make(1, 2, "", False, "failed"),
+               make(2, 0, "e", True), make(2, 1, "f", True), make(2, 2, "g", True)]
+    greedy = [make(0, 0, "a", False), make(1, 0, "c", False), make(7, 0, "x", True)]
+    row, per_question = diversity(sampled, greedy)
+    assert per_question.to_dict("list") == {"right": [2, 0, 3], "distinct": [2, 2, 3],
+                                            "kept": [1, 0, 3]}
+    assert row["sample_accuracy"] == pytest.approx(100 * 5 / 8)
+    assert row["any_right_%"] == pytest.approx(200 / 3)
+    assert row["kept_per_question"] == pytest.approx(4 / 3)
+    assert (row["questions_with_greedy"], row["greedy_accuracy_there"],
+            row["any_right_there_%"]) == (2, 0.0, 50.0)
 
 
 def test_rerun_asks_only_for_what_is_missing(server, tmp_path, monkeypatch):
@@ -176,23 +195,38 @@ def test_recorded_teacher_reproduces_the_task_table():
         recorded_completions(get_task("multiarith"), GenerationParams(degree=4, temperature=0.7))
 
 
-def test_notebook_01_runs_headless_with_the_recorded_teacher(tmp_path):
+def run_notebook_01(tmp_path, **parameters):
     import json
 
     import papermill
     output = tmp_path / "01.ipynb"
     papermill.execute_notebook(
         PROJECT / "notebooks/01_rationale_generation.ipynb", output, cwd=PROJECT / "notebooks",
-        progress_bar=False, kernel_name="python3",
-        parameters=dict(teacher="recorded", tasks=["multiarith", "coin_flip"], limit=50,
-                        max_tokens=128, generate_missing=True, store_dir=str(tmp_path / "store"),
-                        runs_dir=str(tmp_path / "runs"), results_dir=str(tmp_path / "results"),
-                        figures_dir=str(tmp_path / "figures")))
+        progress_bar=False, kernel_name="python3", parameters=dict(
+            results_dir=str(tmp_path / "results"), figures_dir=str(tmp_path / "figures"),
+            **parameters))
+    cells = json.loads(output.read_text())["cells"]
+    assert not [c for c in cells if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+
+
+def test_notebook_01_runs_headless_with_the_recorded_teacher(tmp_path):
+    run_notebook_01(tmp_path, teacher="recorded", tasks=["multiarith", "coin_flip"], limit=50,
+                    max_tokens=128, generate_missing=True, store_dir=str(tmp_path / "store"),
+                    runs_dir=str(tmp_path / "runs"))
     table = (tmp_path / "results/teachers.csv").read_text().splitlines()
     assert len(table) == 3 and table[0].startswith("teacher,params,task,questions")
     assert (tmp_path / "figures/teacher_accuracy.png").stat().st_size > 5_000
-    cells = json.loads(output.read_text())["cells"]
-    assert not [c for c in cells if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+
+
+def test_notebook_01_rebuilds_the_committed_teacher_table_from_the_committed_completions(tmp_path):
+    import pandas as pd
+    run_notebook_01(tmp_path)  # the local teacher's greedy and D=4 runs in results/teacher_runs
+    rebuilt = pd.read_csv(tmp_path / "results/teachers.csv")
+    committed = pd.read_csv(PROJECT / "results/teachers.csv")
+    committed = committed[committed.teacher == rebuilt.teacher[0]].reset_index(drop=True)
+    assert set(rebuilt.params) == {"zs_cot_T0_max256_ans32_seed0", "zs_cot_T0.7_max256_ans32_seed0"}
+    pd.testing.assert_frame_equal(rebuilt, committed[rebuilt.columns], check_dtype=False)
+    assert (tmp_path / "figures/teacher_diverse.png").stat().st_size > 5_000
 
 
 def test_a_refused_request_is_recorded_and_a_refused_run_stops(server, tmp_path, monkeypatch):
