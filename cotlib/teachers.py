@@ -766,6 +766,8 @@ def run_tasks(teacher: Teacher | None, tasks: list[Task], params: GenerationPara
             store_path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(store_path, out.read_text(encoding="utf-8"))
         store = Store(store_path)
+        for problem in store.load().problems:
+            report(f"warning: {problem}")
         if teacher is None:
             have = store.load().done()
             for record in recorded_completions(task, params, part, split)[:limit]:
@@ -773,8 +775,6 @@ def run_tasks(teacher: Teacher | None, tasks: list[Task], params: GenerationPara
                     store.append(record)
         else:
             summary = generate(teacher, task, store, params, part, split, limit, budget, progress)
-            for problem in summary.problems:
-                report(f"warning: {problem}")
             report(summary.line())
         done[task.name] = consolidate(store, out)
         report(f"{task.name}: {len(done[task.name])} completions, teacher accuracy "

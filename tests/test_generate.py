@@ -96,6 +96,23 @@ def test_a_fresh_clone_resumes_from_the_committed_consolidated_file(server, tmp_
     assert len(server.seen) - posts == 2 * (1 + 1 + 2)  # only the 2 new questions
 
 
+def test_a_torn_store_line_is_reported_by_every_run_and_never_merged(tmp_path):
+    task, said = get_task("coin_flip"), []
+    first = run_tasks(None, [task], GenerationParams(), tmp_path, tmp_path, limit=5,
+                      report=said.append)[task.name]
+    store = next(tmp_path.rglob("*.store.jsonl"))
+    with open(store, "a") as f:
+        f.write('{"teacher": "text-davinci-002", "params": "zs_c')  # a crash mid-write
+    again = run_tasks(None, [task], GenerationParams(), tmp_path, tmp_path, limit=6,
+                      report=said.append)[task.name]
+    third = run_tasks(None, [task], GenerationParams(), tmp_path, tmp_path, limit=6,
+                      report=said.append)[task.name]
+    assert again[:5] == first and len(again) == 6 and third == again
+    warnings = [line for line in said if line.startswith("warning")]
+    assert warnings == 2 * [f"warning: {store} line 6: skipped, Unterminated string starting at: "
+                            "line 1 column 43 (char 42)"]
+
+
 def test_faults_are_retried_and_counted(server, tmp_path, monkeypatch):
     proxy = FaultProxy(server.url, {1: 429, 2: 500, 3: "truncate", 4: "drop", 6: "stall"}, stall=4)
     t = teacher(proxy.url, monkeypatch, workers=1)
