@@ -766,10 +766,11 @@ def run_tasks(teacher: Teacher | None, tasks: list[Task], params: GenerationPara
             store_path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(store_path, out.read_text(encoding="utf-8"))
         store = Store(store_path)
-        for problem in store.load().problems:
+        loaded = store.load()
+        for problem in loaded.problems:
             report(f"warning: {problem}")
         if teacher is None:
-            have = store.load().done()
+            have = loaded.done()
             for record in recorded_completions(task, params, part, split)[:limit]:
                 if record.key() not in have:
                     store.append(record)
@@ -826,13 +827,13 @@ def diversity(sampled: list[Completion], greedy: list[Completion]):
                             .reindex(per_question.index, fill_value=0))
     first = pd.Series({r.sample_index: r.correct for r in greedy if r.status == "ok"}, dtype=bool)
     both = per_question.index.intersection(first.index)
+    any_right = per_question.right > 0
     return {"task": sampled[0].task, "questions": len(per_question),
-            "sample_accuracy": 100 * ok.correct.mean(),
-            "any_right_%": 100 * (per_question.right > 0).mean(),
+            "sample_accuracy": 100 * ok.correct.mean(), "any_right_%": 100 * any_right.mean(),
             "distinct_per_question": per_question.distinct.mean(),
             "kept_per_question": per_question.kept.mean(), "questions_with_greedy": len(both),
             "greedy_accuracy_there": 100 * first[both].mean() if len(both) else math.nan,
-            "any_right_there_%": 100 * (per_question.right[both] > 0).mean() if len(both) else math.nan,
+            "any_right_there_%": 100 * any_right[both].mean() if len(both) else math.nan,
             }, per_question
 
 

@@ -51,7 +51,7 @@ def main() -> None:
     fresh = [r for r in records if r.status == "ok" and r.finished >= args.before]
     reported = sum(r.completion_tokens for r in fresh)
     if fresh:
-        error = sum(map(lambda r: recount(r, count), fresh)) / reported - 1
+        error = sum(recount(r, count) for r in fresh) / reported - 1
         print(f"method error on {len(fresh)} correctly counted records: {100 * error:+.2f} %")
     before = sum(r.completion_tokens for r in stale)
     for r in stale:
