@@ -520,7 +520,6 @@ class RunSummary:
     done_now: int = 0
     failed: int = 0
     stopped: str = ""  # "" (finished), "budget" or "interrupted"
-    problems: list[str] = field(default_factory=list)  # skipped store lines
     seconds: float = 0.0
     usage: Usage | None = None
 
@@ -543,10 +542,9 @@ def generate(teacher: Teacher, task: Task, store: Store, params: GenerationParam
     """
     samples = task.split(part, split)[:limit]
     split_name = f"{split}/{part}"
-    loaded = store.load()
-    done = loaded.done()
+    done = store.load().done()
     summary = RunSummary(teacher.name, task.name, len(samples) * params.degree,
-                         problems=loaded.problems, usage=teacher.usage)
+                         usage=teacher.usage)
     work = []
     for sample in samples:
         missing = [c for c in range(params.degree) if (teacher.name, params.key(), task.name,

@@ -17,7 +17,7 @@ import json
 import urllib.request
 from pathlib import Path
 
-from cotlib.store import Store, export_jsonl
+from cotlib.store import export_jsonl, load
 
 END_TOKENS = 2  # one end token per stage (rationale, answer)
 
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--url", default="http://127.0.0.1:8080")
     parser.add_argument("--write", action="store_true", help="rewrite the store atomically")
     args = parser.parse_args()
-    loaded = Store(args.store).load()
+    loaded = load(args.store)  # read only: a dry run writes nothing
     if loaded.problems:
         raise SystemExit(f"{args.store}: {loaded.problems[0]}: fix the store first")
     count, records = tokenizer(args.url), list(loaded.records.values())
