@@ -6,6 +6,7 @@ superseded by its success); a torn or corrupt line is reported and skipped, neve
 """
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import threading
@@ -69,11 +70,16 @@ def parse_line(line: str) -> Completion:
 
 
 def load(path: Path) -> Loaded:
-    """Read a store; a missing file is an empty store."""
+    """Read a store or a consolidated file (gzipped if named *.gz); missing: empty."""
     loaded = Loaded()
     if not path.exists():
         return loaded
     raw = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as e:
+            raise CotlibError(f"{path}: not a whole gzip file ({e})") from e
     lines = raw.split(b"\n")
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -122,13 +128,13 @@ class Store:
             os.fsync(f.fileno())
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str | bytes) -> None:
     """Write a whole file so that readers see the old or the new one, never half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
+    with open(tmp, "wb") as f:
+        f.write(text.encode("utf-8") if isinstance(text, str) else text)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -139,9 +145,12 @@ def sort_key(record: Completion) -> tuple:
 
 
 def export_jsonl(records: Iterable[Completion], path: Path) -> None:
-    """The consolidated file: one record per key, sorted, written atomically."""
+    """The consolidated file: one record per key, sorted, written atomically; gzipped (the
+    same bytes for the same records) if `path` ends in .gz."""
     lines = [json.dumps(asdict(r), ensure_ascii=False) for r in sorted(records, key=sort_key)]
-    write_atomic(path, "".join(line + "\n" for line in lines))
+    text = "".join(line + "\n" for line in lines)
+    write_atomic(path, gzip.compress(text.encode("utf-8"), mtime=0)
+                 if Path(path).suffix == ".gz" else text)
 
 
 def read_jsonl(path: Path) -> list[Completion]:

@@ -726,7 +726,7 @@ def rescore(records: list[Completion], task: Task) -> list[Completion]:
 
 
 def run_file(root: Path, teacher: str, params: GenerationParams, task: str, split: str,
-             part: str, suffix: str = ".jsonl") -> Path:
+             part: str, suffix: str = ".jsonl.gz") -> Path:
     """Where the completions of one (teacher, params, task, split) live under `root`."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", teacher)
     return Path(root) / safe / params.key() / f"{task}__{split}__{part}{suffix}"
@@ -761,8 +761,7 @@ def run_tasks(teacher: Teacher | None, tasks: list[Task], params: GenerationPara
         out = run_file(out_dir, **where)
         store_path = run_file(store_dir, suffix=".store.jsonl", **where)
         if not store_path.exists() and out.exists():  # e.g. a fresh clone of committed results
-            store_path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(store_path, out.read_text(encoding="utf-8"))
+            export_jsonl(read_jsonl(out), store_path)
         store = Store(store_path)
         loaded = store.load()
         for problem in loaded.problems:

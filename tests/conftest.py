@@ -26,3 +26,10 @@ def replace(path: Path, text: str) -> None:
     """Replace a symlinked data file by a real file holding `text`."""
     path.unlink()
     path.write_text(text)
+
+
+def written_text(path: Path) -> str:
+    """What a file a run wrote says (gzipped files decompressed), for scans of secrets."""
+    import gzip
+    raw = path.read_bytes()
+    return (gzip.decompress(raw) if path.suffix == ".gz" else raw).decode(errors="replace")

@@ -9,7 +9,7 @@ from cotlib.store import Store
 from cotlib.tasks import get_task
 from cotlib.teachers import (Budget, GenerationParams, OpenAITeacher, accuracy, busy_seconds,
                              diversity, generate, make_teacher, recorded_completions, run_tasks)
-from conftest import PROJECT
+from conftest import PROJECT, written_text
 from servers import FaultProxy, free_port, scripted_teacher
 
 KEY = "sk-test-DO-NOT-LEAK-7f3a9c"
@@ -181,7 +181,7 @@ def test_cli_generate_writes_no_key(server, tmp_path):
     assert server.seen[0]["authorization"] == f"Bearer {KEY}"  # it was sent, and only sent
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert len(written) == 6  # store, consolidated, CompletionDataset for each task
-    assert not [p for p in written if KEY in p.read_text()]
+    assert not [p for p in written if KEY in written_text(p)]
     assert KEY not in done.stdout + done.stderr
 
 

@@ -60,6 +60,23 @@ def test_consolidated_export_is_sorted_and_atomic(tmp_path):
     assert [p.name for p in out.parent.iterdir()] == ["c.jsonl"]  # no temporary left
 
 
+def test_gzipped_consolidated_file_round_trips_with_stable_bytes(tmp_path):
+    import gzip
+    records = [record(2), record(1, error="naïve: 3 × 4 ≠ 11")]  # non-ASCII survives
+    out = tmp_path / "c.jsonl.gz"
+    export_jsonl(records, out)
+    first = out.read_bytes()
+    export_jsonl(reversed(records), out)  # rewriting the same records changes no byte (git)
+    assert out.read_bytes() == first
+    export_jsonl(records, tmp_path / "c.jsonl")
+    assert gzip.decompress(first) == (tmp_path / "c.jsonl").read_bytes()
+    assert read_jsonl(out) == read_jsonl(tmp_path / "c.jsonl") == sorted(
+        records, key=lambda r: r.sample_index)
+    out.write_bytes(first[:-9])  # cut short
+    with pytest.raises(CotlibError, match=r"c.jsonl.gz: not a whole gzip file"):
+        read_jsonl(out)
+
+
 def test_completion_dataset_round_trip(tmp_path):
     records = [record(1), record(2, 0), record(2, 1), record(3, status="failed")]
     path = tmp_path / "D_multiarith.json"

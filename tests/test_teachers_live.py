@@ -15,7 +15,7 @@ import pytest
 from cotlib.store import Store, load
 from cotlib.tasks import get_task
 from cotlib.teachers import Budget, GenerationParams, generate, local_teacher
-from conftest import PROJECT
+from conftest import PROJECT, written_text
 from servers import FaultProxy, free_port
 
 pytestmark = pytest.mark.slow
@@ -134,7 +134,7 @@ def test_api_key_never_written(server, tmp_path):
     notebook = execute_notebook_01(tmp_path, proxy_free_url=server.base_url, env_key="LIVE_TEST_KEY")
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert len(written) >= 4 and notebook in written
-    assert not [p for p in written if KEY in p.read_text(errors="replace")]
+    assert not [p for p in written if KEY in written_text(p)]
     assert KEY not in done.stdout + done.stderr
 
 
