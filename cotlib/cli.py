@@ -10,7 +10,7 @@ from .data import CotlibError, cache_dir, download
 
 
 def cmd_tasks(args: argparse.Namespace) -> None:
-    from .experiments import task_table  # pandas is slow to import; only when asked
+    from .teachers.report import task_table  # pandas is slow to import; only when asked
     table = task_table()[["type", "train", "test", "teacher_train", "teacher_test"]]
     print(table.round(2).to_string(na_rep="-"))
     print("\nteacher: text-davinci-002 Zero-shot-CoT (recorded), accuracy % with fair "
@@ -129,7 +129,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     from .experiments import get_profile, main_table  # noqa: PLC0415
     profile = get_profile(args.profile, tasks=args.tasks, epochs=args.epochs,
                           learning_rate=args.learning_rate, test_limit=args.test_limit,
-                          validation_size=args.validation_size)
+                          validation_size=args.validation_size, teacher=args.teacher,
+                          degree=args.D, distinct=args.distinct or None)
     table = main_table(profile, tuple(args.methods) if args.methods else None)
     print(table.round(2).to_string(na_rep="-"))
 
@@ -147,7 +148,27 @@ def add_student_steps(steps) -> None:
                    help="hold out the last N train questions; their accuracy lands in metrics.json "
                         "to compare hyperparameters without touching test")
     r.add_argument("--test-limit", type=int, help="first N test questions per task")
+    r.add_argument("--teacher", help="teacher source for Fine-tune-CoT (default: recorded; "
+                   "`python -m cotlib sources` lists them)")
+    r.add_argument("--D", type=int, help="degree: the first D completions per train question")
+    r.add_argument("--distinct", action="store_true",
+                   help="drop exact duplicate rationales of a question (the paper keeps them)")
     r.set_defaults(run=cmd_run)
+    s = steps.add_parser("sources", help="teacher sources per task: covered train questions, "
+                                         "max D, teacher accuracy on our train split")
+    s.add_argument("--task", nargs="*", help="only these tasks")
+    s.set_defaults(run=cmd_sources)
+
+
+def cmd_sources(args: argparse.Namespace) -> None:
+    from .sources import coverage_table  # noqa: PLC0415
+    table = coverage_table(args.task)
+    columns = ["source", "task", "teacher", "T", "train_questions", "train_total", "max_D",
+               "train_accuracy", "test_dropped", "unmatched"]
+    readable = table[table.problem == ""]
+    print(readable[columns].round(1).to_string(index=False, na_rep="-"))
+    for row in table[table.problem != ""].itertuples():
+        print(f"{row.source}: cannot be read: {row.problem}")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -46,14 +46,16 @@ def vanilla_completion(answer: str) -> str:
 
 
 def curate(task: Task, completions: Iterable[TeacherCompletion], indices: Iterable[int],
-           filter: str = "answer") -> list[FinetuneSample]:
+           filter: str = "answer", distinct: bool = False) -> list[FinetuneSample]:
     """Fine-tune-CoT samples from teacher completions on the samples `indices` (e.g. train).
 
-    filter="answer" keeps only completions whose predicted answer is correct.
+    filter="answer" keeps only completions whose predicted answer is correct; distinct=True
+    drops exact duplicate rationales of a question (the paper's code keeps them: at D > 1
+    they weight the data).
     """
     if filter not in FILTERS:
         raise CotlibError(f"unknown curation filter {filter!r}; choose from {', '.join(FILTERS)}")
-    wanted, samples = set(indices), task.samples()
+    wanted, samples, seen = set(indices), task.samples(), set()
     kept = []
     for c in completions:
         if c.sample_index not in wanted or not c.rationale.strip():
@@ -61,6 +63,9 @@ def curate(task: Task, completions: Iterable[TeacherCompletion], indices: Iterab
         sample = samples[c.sample_index]
         if filter == "answer" and not task.is_correct(c.prediction, sample.answer):
             continue
+        if distinct and (c.sample_index, c.rationale.strip()) in seen:
+            continue
+        seen.add((c.sample_index, c.rationale.strip()))
         kept.append(FinetuneSample(c.sample_index, getattr(c, "completion_index", 0),
                                    prompt_text(sample.question),
                                    cot_completion(c.rationale, c.prediction)))
@@ -79,6 +84,10 @@ def report(task: Task, completions: list, curated: list[FinetuneSample],
            count_tokens=lambda text: len(text.split())) -> dict:
     """Per-task curation statistics: completions, kept, kept %, completion length."""
     lengths = pd.Series([count_tokens(s.completion) for s in curated], dtype=float)
+    questions = {s.sample_index for s in curated}
+    distinct = {(s.sample_index, s.completion.rpartition(ANSWER_SEP)[0]) for s in curated}
     return {"task": task.name, "completions": len(completions), "kept": len(curated),
             "kept_%": 100 * len(curated) / max(1, len(completions)),
+            "questions_kept": len(questions),
+            "distinct_per_question": len(distinct) / max(1, len(questions)),
             "completion_len_mean": lengths.mean(), "completion_len_max": lengths.max()}

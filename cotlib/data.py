@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SOURCES_FILE = Path(__file__).with_name("sources.json")
+DATA_FILES = Path(__file__).with_name("data_files.json")
 GITHUB_RAW = "https://raw.githubusercontent.com"
 HOW_TO_GET = ("set COTLIB_DATA to a copy of the data, put shared/data beside the project, "
               "or run `python -m cotlib download`")
@@ -29,6 +29,11 @@ class CotlibError(Exception):
 def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "cotlib"
+
+
+def runs_root() -> Path:
+    """Where runs live: $COTLIB_RUNS, else runs/ in the project."""
+    return Path(os.environ.get("COTLIB_RUNS", PROJECT_ROOT / "runs"))
 
 
 def data_root() -> Path:
@@ -78,7 +83,7 @@ def read_jsonl(relative: str, root: Path | None = None) -> list[Any]:
 # --- download -------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Source:
+class DataFile:
     """One data file: its place under the data root and upstream, and its checksum."""
     path: str
     repo: str
@@ -93,8 +98,8 @@ class Source:
         return f"{GITHUB_RAW}/{self.repo}/{self.commit}/{self.upstream}"
 
 
-def sources() -> list[Source]:
-    return [Source(**entry) for entry in json.loads(SOURCES_FILE.read_text())]
+def data_files() -> list[DataFile]:
+    return [DataFile(**entry) for entry in json.loads(DATA_FILES.read_text())]
 
 
 def sha256_of(path: Path) -> str:
@@ -114,7 +119,7 @@ def download(dest: Path | None = None, mirror: str | None = None,
     appears under its own name only once its sha256 matches.
     """
     dest = Path(dest or cache_dir() / "data")
-    wanted = [s for s in sources() if only is None or any(s.path.startswith(p) for p in only)]
+    wanted = [s for s in data_files() if only is None or any(s.path.startswith(p) for p in only)]
     if not wanted:
         raise CotlibError(f"--only {' '.join(only or [])}: no data file path starts with that")
     fetched = []
@@ -128,7 +133,7 @@ def download(dest: Path | None = None, mirror: str | None = None,
     return fetched
 
 
-def _fetch(source: Source, target: Path, mirror: str | None, timeout: float) -> None:
+def _fetch(source: DataFile, target: Path, mirror: str | None, timeout: float) -> None:
     part = target.with_name(target.name + ".part")
     part.parent.mkdir(parents=True, exist_ok=True)
     have = part.stat().st_size if part.exists() else 0

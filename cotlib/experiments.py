@@ -12,57 +12,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from . import sources
 from .curation import FinetuneSample, curate, report, vanilla
-from .data import PROJECT_ROOT, CotlibError
+from .data import CotlibError, runs_root
 from .evaluation import accuracy, evaluate
 from .prompts import few_shot_exemplars, has_few_shot
 from .store import write_atomic
 from .students import GEMMA, TrainConfig, load_student, train
-from .tasks import TASKS, Task, get_task
-from .teachers import accuracy_of_recorded, log_path, read_log, recorded
-
-
-def teacher_accuracy(task: Task, part: str | None, strict: bool = False) -> float:
-    """Recorded teacher accuracy (%) on a split part (None: every logged question)."""
-    completions = recorded(task)
-    if part is not None:
-        try:
-            wanted = set(task.split_indices()[part])
-        except KeyError:
-            return float("nan")
-        completions = [c for c in completions if c.sample_index in wanted]
-    if not strict or not completions:
-        return accuracy_of_recorded(completions, task)
-    return 100 * sum(c.raw_prediction == c.log_gold for c in completions) / len(completions)
-
-
-def task_table() -> pd.DataFrame:
-    """One row per task: type, split sizes, answer type, random and recorded-teacher accuracy.
-
-    Teacher accuracy uses the fair comparison (numeric equality, letters only for last
-    letters); `teacher_log_strict` re-scores every logged question with exact strings.
-    """
-    rows = []
-    for task in TASKS.values():
-        sizes = {part: len(indices) for part, indices in task.split_indices().items()}
-        logged = len(read_log(log_path(task), task.trigger))
-        rows.append({
-            "task": task.name, "type": task.category, "train": sizes["train"],
-            "test": sizes["test"], "answer_type": task.answer_type,
-            "random": task.random_accuracy(),
-            "teacher_train": teacher_accuracy(task, "train"),
-            "teacher_test": teacher_accuracy(task, "test"),
-            "teacher_log_strict": teacher_accuracy(task, None, strict=True),
-            "log_matched": 100 * len(recorded(task)) / logged,
-        })
-    return pd.DataFrame(rows).set_index("task")
-
-
-def rationale_lengths() -> pd.DataFrame:
-    """Words per recorded teacher rationale, one row per (task, sample)."""
-    return pd.DataFrame([
-        {"task": task.name, "sample_index": c.sample_index, "words": len(c.rationale.split())}
-        for task in TASKS.values() for c in recorded(task)])
+from .tasks import Task, get_task
 
 
 # --- Fine-tune-CoT runs: profiles, run directories, the main table ----------------------
@@ -82,6 +39,9 @@ class Profile:
     max_new_tokens: int = 160
     eval_batch_size: int = 64  # greedy decoding is bound by reading the weights: big batches pay
     notes: str = ""
+    teacher: str = "recorded"  # a teacher source spec (`python -m cotlib sources`)
+    degree: int = 1  # D: the first D completions per train question
+    distinct: bool = False  # drop exact duplicate rationales of a question (the paper keeps them)
 
 
 FULL_TASKS = ("single_eq", "addsub", "multiarith", "svamp", "date_understanding",
@@ -113,14 +73,16 @@ PROFILES = {p.name: p for p in [
 def get_profile(name: str, tasks: list[str] | None = None, student: str | None = None,
                 epochs: int | None = None, learning_rate: float | None = None,
                 train_limit: int | None = None, test_limit: int | None = None,
-                validation_size: int | None = None) -> Profile:
-    """A profile with some settings overridden (None keeps the profile's own)."""
+                validation_size: int | None = None, teacher: str | None = None,
+                degree: int | None = None, distinct: bool | None = None) -> Profile:
+    """A profile with some settings overridden (None keeps the profile's own); the teacher
+    source must cover every task at degree D, checked here before anything runs."""
     if name not in PROFILES:
         raise CotlibError(f"unknown profile {name!r}; choose from {', '.join(PROFILES)}")
     profile = PROFILES[name]
     for key, value, kind in [("epochs", epochs, int), ("learning_rate", learning_rate, float),
                              ("train_limit", train_limit, int), ("test_limit", test_limit, int),
-                             ("validation_size", validation_size, int)]:
+                             ("validation_size", validation_size, int), ("degree", degree, int)]:
         if value is not None and (not isinstance(value, (kind, int)) or value <= 0):
             raise CotlibError(f"parameter {key}={value!r}: expected a positive {kind.__name__}")
     if tasks is not None:
@@ -133,12 +95,14 @@ def get_profile(name: str, tasks: list[str] | None = None, student: str | None =
                                       if v is not None})
     changes = {"tasks": tuple(tasks) if tasks else None, "student": student,
                "train_limit": train_limit, "test_limit": test_limit,
-               "validation_size": validation_size}
-    return replace(profile, train=train, **{k: v for k, v in changes.items() if v is not None})
-
-
-def runs_root() -> Path:
-    return Path(os.environ.get("COTLIB_RUNS", PROJECT_ROOT / "runs"))
+               "validation_size": validation_size, "teacher": teacher, "degree": degree,
+               "distinct": distinct}
+    profile = replace(profile, train=train, **{k: v for k, v in changes.items() if v is not None})
+    if teacher is not None or degree is not None:  # asked for: check before anything runs
+        source = sources.get_source(profile.teacher)
+        for task in profile.tasks:
+            sources.check_degree(source, get_task(task), profile.degree)
+    return profile
 
 
 def run_dir(profile: Profile, task: str, method: str) -> Path:
@@ -150,9 +114,15 @@ def run_dir(profile: Profile, task: str, method: str) -> Path:
     settings = [profile.student, profile.test_limit, profile.max_new_tokens]
     if method in TRAINED:
         settings += [asdict(profile.train), profile.train_limit, profile.validation_size]
+    teacher = {"teacher": profile.teacher, "degree": profile.degree, "distinct": profile.distinct}
+    if method == "fine_tune_cot" and teacher != TEACHER_DEFAULTS:  # older cells keep their hash
+        settings.append(teacher)
     config = json.dumps(settings, sort_keys=True)
     digest = hashlib.sha256(config.encode()).hexdigest()[:8]
     return runs_root() / task / f"{method}-{digest}"
+
+
+TEACHER_DEFAULTS = {"teacher": "recorded", "degree": 1, "distinct": False}
 
 
 def train_indices(profile: Profile, task: Task) -> tuple[list[int], list[int]]:
@@ -166,11 +136,17 @@ def train_samples(profile: Profile, task: Task, method: str) -> list[FinetuneSam
     indices = train_indices(profile, task)[0]
     if method == "vanilla":
         return vanilla(task, indices)
-    teacher, wanted = recorded(task), set(indices)
+    teacher, wanted = teacher_completions(profile, task), set(indices)
     if not any(c.sample_index in wanted for c in teacher):
-        raise CotlibError(f"task {task.name} has no recorded teacher rationales on its train "
-                          "split (only its test set was logged); Fine-tune-CoT needs them")
-    return curate(task, teacher, indices)
+        raise CotlibError(f"teacher source {profile.teacher} has no rationales on the train "
+                          f"questions of {task.name}; Fine-tune-CoT needs them")
+    return curate(task, teacher, indices, distinct=profile.distinct)
+
+
+def teacher_completions(profile: Profile, task: Task) -> list:
+    """The profile's teacher on the train part (the one door: `sources.completions`)."""
+    source = sources.get_source(profile.teacher)
+    return sources.completions(source, task, "train", profile.degree)
 
 
 def run(profile: Profile, task_name: str, method: str, force: bool = False, log=print) -> dict:
@@ -195,6 +171,8 @@ def run(profile: Profile, task_name: str, method: str, force: bool = False, log=
     if method in TRAINED:
         model, trained = fine_tuned(model, tokenizer, curated, profile.train, out, log)
         metrics.update(train_samples=len(curated), **trained)
+    if method == "fine_tune_cot":
+        metrics.update(teacher_source(profile, task, log))
     ask = lambda questions: evaluate(model, tokenizer, task, questions,
                                      EVAL_METHOD.get(method, method), profile.max_new_tokens,
                                      profile.eval_batch_size, profile.train.bf16)
@@ -208,6 +186,16 @@ def run(profile: Profile, task_name: str, method: str, force: bool = False, log=
     (out / "config.json").write_text(json.dumps(asdict(profile), indent=1, default=str))
     write_atomic(out / "metrics.json", json.dumps(metrics, indent=1))
     return metrics
+
+
+def teacher_source(profile: Profile, task: Task, log=print) -> dict:
+    """What the run learnt from: the source, D, and its records that match no question."""
+    found = sources.joined(sources.get_source(profile.teacher), task)
+    if found.unmatched:
+        log(f"{profile.teacher} {task.name}: {found.unmatched} of {found.records} records match "
+            "no question of ours (not used)")
+    return {"teacher": profile.teacher, "degree": profile.degree, "distinct": profile.distinct,
+            "source_records": found.records, "source_unmatched": found.unmatched}
 
 
 def finished(out: Path) -> dict:
@@ -268,7 +256,7 @@ def curation_table(profile: Profile) -> pd.DataFrame:
     for name in profile.tasks:
         task = get_task(name)
         indices = set(train_indices(profile, task)[0])
-        completions = [c for c in recorded(task) if c.sample_index in indices]
+        completions = [c for c in teacher_completions(profile, task) if c.sample_index in indices]
         rows.append(report(task, completions, train_samples(profile, task, "fine_tune_cot")))
     return pd.DataFrame(rows).set_index("task")
 
@@ -291,7 +279,8 @@ def main_table(profile: Profile, methods: tuple[str, ...] | None = None, log=pri
     for name in profile.tasks:
         task = get_task(name)
         rows.setdefault("Random", {})[name] = task.random_accuracy()
-        rows.setdefault("Teacher (175B, recorded)", {})[name] = teacher_accuracy(task, "test")
+        rows.setdefault("Teacher (175B, recorded)", {})[name] = sources.accuracy(
+            sources.completions(sources.RECORDED, task, "test"))
         for method in methods or profile.methods:
             if not has_cell(task, method):
                 log(f"{name}: {method} skipped: no exemplars for this task")

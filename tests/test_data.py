@@ -4,7 +4,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from cotlib import data
-from cotlib.data import CotlibError, data_root, download, sha256_of, sources
+from cotlib.data import CotlibError, data_root, download, sha256_of, data_files
 from cotlib.tasks import get_task
 
 CORRUPT = "reasoning_teacher/split/addsub__default.json"
@@ -46,12 +46,12 @@ def mirror():
 
 def test_sources_manifest_matches_the_shared_files():
     root = data_root()
-    entries = sources()
+    entries = data_files()
     assert len(entries) > 100
     for entry in entries:
         assert entry.commit and len(entry.commit) == 40 and entry.repo.count("/") == 1
         assert sha256_of(root / entry.path) == entry.sha256, entry.path
-    assert sources()[0].url().startswith("https://raw.githubusercontent.com/")
+    assert data_files()[0].url().startswith("https://raw.githubusercontent.com/")
 
 
 def test_download_verifies_checksums_and_resumes(mirror, tmp_path, monkeypatch):

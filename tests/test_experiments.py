@@ -64,9 +64,9 @@ def test_a_run_killed_during_evaluation_reuses_its_trained_student(runs):
 
 def test_tasks_without_train_rationales_are_refused(runs):
     profile = get_profile("smoke", tasks=["gsm8k"])
-    with pytest.raises(CotlibError, match="gsm8k has no recorded teacher rationales"):
+    with pytest.raises(CotlibError, match="recorded has no rationales on the train questions of gsm8k"):
         run(profile, "gsm8k", "fine_tune_cot")
-    with pytest.raises(CotlibError, match="aqua has no recorded teacher rationales"):
+    with pytest.raises(CotlibError, match="recorded has no rationales on the train questions of aqua"):
         run(profile, "aqua", "fine_tune_cot")
     assert not runs.exists()
 

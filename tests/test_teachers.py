@@ -3,7 +3,7 @@ import re
 import pytest
 
 from cotlib.data import CotlibError
-from cotlib.experiments import teacher_accuracy
+from cotlib.teachers.report import teacher_accuracy
 from cotlib.tasks import TASKS, get_task
 from cotlib.teachers import CHOICE_MENTION, log_path, read_log, recorded
 from conftest import replace
