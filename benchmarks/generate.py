@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from cotlib.curation import COMPLETION_END, prompt_text
+from cotlib.format import COMPLETION_END, prompt_text
 import cotlib.evaluation as evaluation
 from cotlib.evaluation import evaluate, generate, parse_completion
 from cotlib.experiments import runs_root

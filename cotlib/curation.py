@@ -1,7 +1,5 @@
-"""Step 2 of Fine-tune-CoT: turn teacher completions into fine-tuning samples.
-
-Fine-tune-CoT: prompt `<question> ###`, completion ` <rationale> --> <answer> END`.
-Vanilla fine-tuning: the same prompt, completion ` <answer> END` with the gold answer.
+"""Step 2 of Fine-tune-CoT: turn teacher completions into fine-tuning samples (the text
+format lives in `format`). Vanilla fine-tuning: the gold answer without a rationale.
 """
 from __future__ import annotations
 
@@ -11,11 +9,9 @@ from typing import Iterable, Protocol
 import pandas as pd
 
 from .data import CotlibError
+from .format import ANSWER_SEP, cot_completion, prompt_text, vanilla_completion
 from .tasks import Task, canonical_gold
 
-PROMPT_END = " ###"
-ANSWER_SEP = " --> "
-COMPLETION_END = " END"
 FILTERS = ("none", "answer")
 
 
@@ -31,18 +27,6 @@ class FinetuneSample:
     completion_index: int
     prompt: str
     completion: str
-
-
-def prompt_text(question: str) -> str:
-    return question + PROMPT_END
-
-
-def cot_completion(rationale: str, answer: str) -> str:
-    return f" {rationale.strip()}{ANSWER_SEP}{answer}{COMPLETION_END}"
-
-
-def vanilla_completion(answer: str) -> str:
-    return f" {answer}{COMPLETION_END}"
 
 
 def curate(task: Task, completions: Iterable[TeacherCompletion], indices: Iterable[int],

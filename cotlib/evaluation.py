@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache
 
-from .curation import ANSWER_SEP, COMPLETION_END, prompt_text
+from .format import COMPLETION_END, prompt_text, split_completion
 from .data import CotlibError
 from .students import prompt_ids, use_bf16
 from .prompts import answer_prompt, few_shot_cot, zero_shot, zero_shot_cot
@@ -34,9 +34,8 @@ class Prediction:
 
 def parse_completion(task: Task, output: str) -> tuple[str, str]:
     """(rationale, predicted answer) of ` <rationale> --> <answer> END`; no `-->`, no answer."""
-    text = output.split(COMPLETION_END.strip())[0]
-    rationale, sep, answer = text.partition(ANSWER_SEP.strip())
-    return rationale.strip(), task.extract(answer) if sep else ""
+    rationale, answer = split_completion(output)
+    return rationale, task.extract(answer) if answer is not None else ""
 
 
 def parse_few_shot(task: Task, output: str) -> tuple[str, str]:
