@@ -19,8 +19,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from cotlib.format import COMPLETION_END, prompt_text
 import cotlib.evaluation as evaluation
-from cotlib.evaluation import evaluate, generate, parse_completion
-from cotlib.experiments import runs_root
+from cotlib.evaluation import evaluate, greedy_decode, parse_completion
+from cotlib.data import runs_root
 from cotlib.students import GEMMA, load_student, prompt_ids
 from cotlib.tasks import get_task
 
@@ -55,7 +55,7 @@ def main() -> None:
     samples = task.split("test")[:args.n]
     prompts = [prompt_text(s.question) for s in samples]
     print(f"{run}: {len(prompts)} {task.name} test questions, threads {torch.get_num_threads()}")
-    run_ours = lambda bf16, drop: switched("DROP_FINISHED", drop, lambda: generate(
+    run_ours = lambda bf16, drop: switched("DROP_FINISHED", drop, lambda: greedy_decode(
         model, tokenizer, prompts, args.max_new_tokens, [COMPLETION_END.strip()], args.batch_size, bf16))
     ways = {
         "model.generate, batch 1, fp32": lambda: batch_of_one(model, tokenizer, prompts, args.max_new_tokens),

@@ -50,7 +50,7 @@ DROP_FINISHED = True  # finished rows leave the batch (False: they wait, as in m
 
 
 @torch.no_grad()
-def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, stop: list[str],
+def greedy_decode(model, tokenizer, prompts: list[str], max_new_tokens: int, stop: list[str],
              batch_size: int = 16, bf16: bool | None = None) -> list[str]:
     """Greedy continuations, batched (left padding, KV cache), prompts grouped by length.
 
@@ -159,7 +159,7 @@ def inference_copy(model, bf16: bool | None = None):
 def evaluate(model, tokenizer, task: Task, samples: list[Sample], method: str = "fine_tune",
              max_new_tokens: int = 160, batch_size: int = 16, bf16: bool | None = None) -> list[Prediction]:
     """Predictions of `model` on `samples` with one of METHODS."""
-    run = lambda prompts, tokens, stop: generate(model, tokenizer, prompts, tokens, stop,
+    run = lambda prompts, tokens, stop: greedy_decode(model, tokenizer, prompts, tokens, stop,
                                                  batch_size, bf16)
     questions = [s.question for s in samples]
     if method == "fine_tune":

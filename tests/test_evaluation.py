@@ -67,7 +67,7 @@ def test_shared_prefix_cache_gives_the_same_greedy_outputs(monkeypatch):
     task = get_task("coin_flip")
     exemplars = few_shot_exemplars(task)[:300]  # bytes for the tiny tokenizer
     prompts = [f"{exemplars}\nQ: {s.question}\nA:" for s in task.split("test")[:10]]
-    run = lambda: evaluation.generate(model, tokenizer, prompts, 12, ["\nQ:"], batch_size=4,
+    run = lambda: evaluation.greedy_decode(model, tokenizer, prompts, 12, ["\nQ:"], batch_size=4,
                                       bf16=False)
     cached = run()
     monkeypatch.setattr(evaluation, "SHARED_PREFIX_MIN", 10**9)
@@ -101,7 +101,7 @@ def test_finished_rows_leave_the_batch_without_changing_any_output(monkeypatch, 
                              pad_token_id=tokenizer.pad_token_id)
         reference.append(tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True))
     monkeypatch.setattr(evaluation, "DROP_FINISHED", drop)
-    ours = evaluation.generate(model, tokenizer, prompts, 20, stop, batch_size=5, bf16=False)
+    ours = evaluation.greedy_decode(model, tokenizer, prompts, 20, stop, batch_size=5, bf16=False)
     assert ours == reference
     lengths = [len(o) for o in ours]
     assert min(lengths) < 5 and max(lengths) > 15  # rows did finish at different steps
