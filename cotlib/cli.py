@@ -130,7 +130,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     profile = get_profile(args.profile, tasks=args.tasks, epochs=args.epochs,
                           learning_rate=args.learning_rate, test_limit=args.test_limit,
                           validation_size=args.validation_size, teacher=args.teacher,
-                          degree=args.D, distinct=args.distinct or None)
+                          degree=args.D, distinct=args.distinct or None,
+                          answer_format=args.answer_format)
     table = main_table(profile, tuple(args.methods) if args.methods else None)
     print(table.round(2).to_string(na_rep="-"))
 
@@ -153,6 +154,9 @@ def add_student_steps(steps) -> None:
     r.add_argument("--D", type=int, help="degree: the first D completions per train question")
     r.add_argument("--distinct", action="store_true",
                    help="drop exact duplicate rationales of a question (the paper keeps them)")
+    r.add_argument("--answer-format", choices=["paper", "copyable"],
+                   help="after `-->`: the answer (paper) or what the student can copy: Last "
+                        "Letter's letters spaced out, a choice's text then its letter")
     r.set_defaults(run=cmd_run)
     s = steps.add_parser("sources", help="teacher sources per task: covered train questions, "
                                          "max D, teacher accuracy on our train split")

@@ -9,7 +9,7 @@ from typing import Iterable, Protocol
 import pandas as pd
 
 from .data import CotlibError
-from .format import ANSWER_SEP, cot_completion, prompt_text, vanilla_completion
+from .format import ANSWER_SEP, answer_field, cot_completion, prompt_text, vanilla_completion
 from .tasks import Task, canonical_gold
 
 FILTERS = ("none", "answer")
@@ -30,12 +30,13 @@ class FinetuneSample:
 
 
 def curate(task: Task, completions: Iterable[TeacherCompletion], indices: Iterable[int],
-           filter: str = "answer", distinct: bool = False) -> list[FinetuneSample]:
+           filter: str = "answer", distinct: bool = False,
+           answer_format: str = "paper") -> list[FinetuneSample]:
     """Fine-tune-CoT samples from teacher completions on the samples `indices` (e.g. train).
 
     filter="answer" keeps only completions whose predicted answer is correct; distinct=True
     drops exact duplicate rationales of a question (the paper's code keeps them: at D > 1
-    they weight the data).
+    they weight the data); answer_format="copyable" writes `format.answer_field`'s variant.
     """
     if filter not in FILTERS:
         raise CotlibError(f"unknown curation filter {filter!r}; choose from {', '.join(FILTERS)}")
@@ -52,7 +53,8 @@ def curate(task: Task, completions: Iterable[TeacherCompletion], indices: Iterab
         seen.add((c.sample_index, c.rationale.strip()))
         kept.append(FinetuneSample(c.sample_index, getattr(c, "completion_index", 0),
                                    prompt_text(sample.question),
-                                   cot_completion(c.rationale, c.prediction)))
+                                   cot_completion(c.rationale, answer_field(
+                                       task, sample, c.prediction, answer_format))))
     return kept
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache
 
-from .format import COMPLETION_END, prompt_text, split_completion
+from .format import COMPLETION_END, prompt_text, read_answer, split_completion
 from .data import CotlibError
 from .students import prompt_ids, use_bf16
 from .prompts import answer_prompt, few_shot_cot, zero_shot, zero_shot_cot
@@ -32,10 +32,10 @@ class Prediction:
     correct: bool
 
 
-def parse_completion(task: Task, output: str) -> tuple[str, str]:
+def parse_completion(task: Task, output: str, answer_format: str = "paper") -> tuple[str, str]:
     """(rationale, predicted answer) of ` <rationale> --> <answer> END`; no `-->`, no answer."""
     rationale, answer = split_completion(output)
-    return rationale, task.extract(answer) if answer is not None else ""
+    return rationale, read_answer(task, answer, answer_format) if answer is not None else ""
 
 
 def parse_few_shot(task: Task, output: str) -> tuple[str, str]:
@@ -157,14 +157,15 @@ def inference_copy(model, bf16: bool | None = None):
 
 
 def evaluate(model, tokenizer, task: Task, samples: list[Sample], method: str = "fine_tune",
-             max_new_tokens: int = 160, batch_size: int = 16, bf16: bool | None = None) -> list[Prediction]:
+             max_new_tokens: int = 160, batch_size: int = 16, bf16: bool | None = None,
+             answer_format: str = "paper") -> list[Prediction]:
     """Predictions of `model` on `samples` with one of METHODS."""
     run = lambda prompts, tokens, stop: greedy_decode(model, tokenizer, prompts, tokens, stop,
                                                  batch_size, bf16)
     questions = [s.question for s in samples]
     if method == "fine_tune":
         outputs = run([prompt_text(q) for q in questions], max_new_tokens, [COMPLETION_END.strip()])
-        parsed = [parse_completion(task, o) for o in outputs]
+        parsed = [parse_completion(task, o, answer_format) for o in outputs]
     elif method == "vanilla":  # ` <answer> END`: no rationale, no arrow
         outputs = run([prompt_text(q) for q in questions], 24, [COMPLETION_END.strip()])
         parsed = [("", task.extract(o.split(COMPLETION_END.strip())[0])) for o in outputs]

@@ -16,6 +16,7 @@ from . import sources
 from .curation import FinetuneSample, curate, report, vanilla
 from .data import CotlibError, runs_root
 from .evaluation import accuracy, evaluate
+from .format import ANSWER_FORMATS
 from .prompts import few_shot_exemplars, has_few_shot
 from .store import write_atomic
 from .students import GEMMA, TrainConfig, load_student, train
@@ -42,6 +43,7 @@ class Profile:
     teacher: str = "recorded"  # a teacher source spec (`python -m cotlib sources`)
     degree: int = 1  # D: the first D completions per train question
     distinct: bool = False  # drop exact duplicate rationales of a question (the paper keeps them)
+    answer_format: str = "paper"  # or "copyable" (format.answer_field): a departure, its own row
 
 
 FULL_TASKS = ("single_eq", "addsub", "multiarith", "svamp", "date_understanding",
@@ -57,6 +59,8 @@ DEPARTURES = ("departures from the paper: Gemma-3-270M student (paper: GPT-3 0.3
               "GPT-2); tied embedding frozen; lr 1e-4, batch 8 (paper: 20 epochs for the open "
               "students, 4 for GPT-3); the last 40 train questions held out for validation; "
               "bf16 autocast where the CPU has fast bf16")
+COPYABLE_DEPARTURE = ("copyable answer after `-->` (Last Letter: letters spaced out; multiple "
+                      "choice: the choice text, then its letter); the paper writes the answer")
 PROFILES = {p.name: p for p in [
     Profile("smoke", "tiny", ("coin_flip", "multiarith"),
             TrainConfig(epochs=1, batch_size=4, bf16=False, checkpoint_every=2),
@@ -74,7 +78,8 @@ def get_profile(name: str, tasks: list[str] | None = None, student: str | None =
                 epochs: int | None = None, learning_rate: float | None = None,
                 train_limit: int | None = None, test_limit: int | None = None,
                 validation_size: int | None = None, teacher: str | None = None,
-                degree: int | None = None, distinct: bool | None = None) -> Profile:
+                degree: int | None = None, distinct: bool | None = None,
+                answer_format: str | None = None) -> Profile:
     """A profile with some settings overridden (None keeps the profile's own); the teacher
     source must cover every task at degree D, checked here before anything runs."""
     if name not in PROFILES:
@@ -96,7 +101,12 @@ def get_profile(name: str, tasks: list[str] | None = None, student: str | None =
     changes = {"tasks": tuple(tasks) if tasks else None, "student": student,
                "train_limit": train_limit, "test_limit": test_limit,
                "validation_size": validation_size, "teacher": teacher, "degree": degree,
-               "distinct": distinct}
+               "distinct": distinct, "answer_format": answer_format}
+    if answer_format not in (None, *ANSWER_FORMATS):
+        raise CotlibError(f"parameter answer_format={answer_format!r}: choose from "
+                          f"{', '.join(ANSWER_FORMATS)}")
+    if answer_format == "copyable":
+        changes["notes"] = profile.notes + "; " + COPYABLE_DEPARTURE
     profile = replace(profile, train=train, **{k: v for k, v in changes.items() if v is not None})
     if teacher is not None or degree is not None:  # asked for: check before anything runs
         source = sources.get_source(profile.teacher)
@@ -117,6 +127,8 @@ def run_dir(profile: Profile, task: str, method: str) -> Path:
     teacher = {"teacher": profile.teacher, "degree": profile.degree, "distinct": profile.distinct}
     if method == "fine_tune_cot" and teacher != TEACHER_DEFAULTS:  # older cells keep their hash
         settings.append(teacher)
+    if method == "fine_tune_cot" and profile.answer_format != "paper":
+        settings.append({"answer_format": profile.answer_format})
     config = json.dumps(settings, sort_keys=True)
     digest = hashlib.sha256(config.encode()).hexdigest()[:8]
     return runs_root() / task / f"{method}-{digest}"
@@ -140,7 +152,8 @@ def train_samples(profile: Profile, task: Task, method: str) -> list[FinetuneSam
     if not any(c.sample_index in wanted for c in teacher):
         raise CotlibError(f"teacher source {profile.teacher} has no rationales on the train "
                           f"questions of {task.name}; Fine-tune-CoT needs them")
-    return curate(task, teacher, indices, distinct=profile.distinct)
+    return curate(task, teacher, indices, distinct=profile.distinct,
+                  answer_format=profile.answer_format)
 
 
 def teacher_completions(profile: Profile, task: Task) -> list:
@@ -173,9 +186,10 @@ def run(profile: Profile, task_name: str, method: str, force: bool = False, log=
         metrics.update(train_samples=len(curated), **trained)
     if method == "fine_tune_cot":
         metrics.update(teacher_source(profile, task, log))
+    answer_format = profile.answer_format if method == "fine_tune_cot" else "paper"
     ask = lambda questions: evaluate(model, tokenizer, task, questions,
                                      EVAL_METHOD.get(method, method), profile.max_new_tokens,
-                                     profile.eval_batch_size, profile.train.bf16)
+                                     profile.eval_batch_size, profile.train.bf16, answer_format)
     started = time.time()  # evaluation time: validation slice and test
     validation = [task.samples()[i] for i in train_indices(profile, task)[1]]
     if validation:

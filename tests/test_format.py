@@ -1,0 +1,49 @@
+import pytest
+
+from cotlib import sources
+from cotlib.curation import curate
+from cotlib.evaluation import parse_completion
+from cotlib.experiments import get_profile, run_dir
+from cotlib.format import answer_field, cot_completion, read_answer
+from cotlib.tasks import get_task
+
+LAST, DATE, SHUFFLED = (get_task(n) for n in ("last_letter_concatenation", "date_understanding",
+                                              "tracking_shuffled_objects"))
+
+
+def test_copyable_answers_are_written_and_read_back_on_real_samples():
+    for task in (LAST, DATE, SHUFFLED):
+        taught = sources.completions(sources.RECORDED, task, "train")
+        indices = [c.sample_index for c in taught[:40]]
+        paper = curate(task, taught, indices)
+        copyable = curate(task, taught, indices, answer_format="copyable")
+        assert [s.sample_index for s in paper] == [s.sample_index for s in copyable] and paper
+        for a, b in zip(paper, copyable):  # rationales unchanged, only the answer differs
+            assert a.completion.rpartition(" --> ")[0] == b.completion.rpartition(" --> ")[0]
+            gold = task.samples()[b.sample_index].answer
+            assert task.is_correct(parse_completion(task, b.completion, "copyable")[1], gold)
+            assert task.is_correct(parse_completion(task, a.completion)[1], gold)
+
+
+def test_copyable_format_on_hand_made_outputs():
+    sample = DATE.samples()[0]  # (F) 05/01/2021
+    assert answer_field(DATE, sample, "F", "copyable") == "05/01/2021 (F)"
+    assert answer_field(LAST, LAST.samples()[0], "yajo", "copyable") == "y a j o"
+    assert answer_field(LAST, LAST.samples()[0], "yajo") == "yajo"
+    output = cot_completion("Today is May 1, 2021.", "05/01/2021 (F)")
+    assert parse_completion(DATE, output, "copyable") == ("Today is May 1, 2021.", "F")
+    assert parse_completion(LAST, " ... 'o'. --> y a j o END")[1] == "yajo"
+    # a choice text with capitals: the copyable reading takes the parenthesised letter
+    assert read_answer(SHUFFLED, "Claire (A)", "copyable") == "A"
+    assert read_answer(SHUFFLED, "Claire (A)") == "C"  # the paper reading would not
+    assert parse_completion(DATE, "no arrow here (F)", "copyable")[1] == ""
+
+
+def test_answer_format_is_part_of_the_cell_and_validated():
+    paper = get_profile("default")
+    copyable = get_profile("default", answer_format="copyable")
+    assert run_dir(paper, "coin_flip", "fine_tune_cot") != run_dir(copyable, "coin_flip", "fine_tune_cot")
+    assert run_dir(paper, "coin_flip", "vanilla") == run_dir(copyable, "coin_flip", "vanilla")
+    assert "copyable answer" in copyable.notes
+    with pytest.raises(Exception, match="answer_format='letters': choose from paper, copyable"):
+        get_profile("default", answer_format="letters")
