@@ -327,18 +327,25 @@ def epochs_table(profile: Profile, epochs: tuple[int, ...]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["task", "method"])
 
 
-def source_table(profile: Profile, cells: list[tuple[str, str, int]]) -> pd.DataFrame:
-    """Finished Fine-tune-CoT cells of `profile` per (task, teacher source, D), beside the
-    source's train accuracy. Reads finished runs only (never trains); a missing run is NaN."""
+def cells_table(profile: Profile, cells: list[dict]) -> pd.DataFrame:
+    """Finished Fine-tune-CoT cells: `profile` with each cell's overrides (task, teacher,
+    degree, answer_format ...), beside the source's train accuracy. Reads finished runs only
+    (never trains); a missing run is NaN."""
     rows = []
-    for task, teacher, degree in cells:
-        metrics = finished(run_dir(replace(profile, teacher=teacher, degree=degree), task,
-                                   "fine_tune_cot"))
-        taught = sources.completions(sources.get_source(teacher), get_task(task), "train", degree)
-        rows.append({"task": task, "teacher": teacher, "D": degree,
-                     "teacher_train_accuracy": sources.accuracy(taught),
+    for cell in cells:
+        settings = {k: v for k, v in cell.items() if k != "task"}
+        chosen = replace(profile, **settings)
+        metrics = finished(run_dir(chosen, cell["task"], "fine_tune_cot"))
+        taught = teacher_completions(chosen, get_task(cell["task"]))
+        rows.append({**cell, "teacher_train_accuracy": sources.accuracy(taught),
                      "train_samples": metrics.get("train_samples"),
                      "train_seconds": metrics.get("seconds"),
                      "validation": metrics.get("validation", {}).get("accuracy"),
                      **{k: metrics.get(k, float("nan")) for k in ("accuracy", "ci_low", "ci_high", "n")}})
     return pd.DataFrame(rows)
+
+
+def source_table(profile: Profile, cells: list[tuple[str, str, int]]) -> pd.DataFrame:
+    """`cells_table` of (task, teacher source, D) cells."""
+    table = cells_table(profile, [{"task": t, "teacher": s, "degree": d} for t, s, d in cells])
+    return table.rename(columns={"degree": "D"})
