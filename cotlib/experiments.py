@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from . import sources
+from .audit import intermediate_counts
 from .curation import FinetuneSample, curate, report, vanilla
 from .data import CotlibError, runs_root
 from .evaluation import accuracy, evaluate
@@ -247,6 +248,10 @@ TRAINED = ("fine_tune_cot", "vanilla")
 EVAL_METHOD = {"fine_tune_cot": "fine_tune", "vanilla": "vanilla"}
 
 
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
 def write_jsonl(path: Path, records: list[dict]) -> None:
     write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
@@ -334,10 +339,14 @@ def cells_table(profile: Profile, cells: list[dict]) -> pd.DataFrame:
     rows = []
     for cell in cells:
         settings = {k: v for k, v in cell.items() if k != "task"}
-        chosen = replace(profile, **settings)
-        metrics = finished(run_dir(chosen, cell["task"], "fine_tune_cot"))
-        taught = teacher_completions(chosen, get_task(cell["task"]))
+        chosen, task = replace(profile, **settings), get_task(cell["task"])
+        out = run_dir(chosen, task.name, "fine_tune_cot")
+        metrics = finished(out)
+        taught = teacher_completions(chosen, task)
+        audit = intermediate_counts(task, read_jsonl(out / "predictions.jsonl")) if metrics else {}
         rows.append({**cell, "teacher_train_accuracy": sources.accuracy(taught),
+                     "intermediate_right": audit.get("intermediate_right"),
+                     "intermediate_right_final_wrong": audit.get("intermediate_right_final_wrong"),
                      "train_samples": metrics.get("train_samples"),
                      "train_seconds": metrics.get("seconds"),
                      "validation": metrics.get("validation", {}).get("accuracy"),

@@ -47,3 +47,21 @@ def test_answer_format_is_part_of_the_cell_and_validated():
     assert "copyable answer" in copyable.notes
     with pytest.raises(Exception, match="answer_format='letters': choose from paper, copyable"):
         get_profile("default", answer_format="letters")
+
+
+def test_intermediate_right_final_wrong_on_hand_made_predictions():
+    from cotlib.audit import intermediate_answer, intermediate_counts
+    sample = LAST.samples()[0]  # "Whitney Erika Tj Benito" -> yajo
+    rationale = ("The last letter of 'Whitney' is 'y'. The last letter of 'Erika' is 'a'. The "
+                 "last letter of 'Tj' is 'j'. The last letter of 'Benito' is 'o'.")
+    assert intermediate_answer(LAST, sample, rationale) == "yajo"
+    date = DATE.samples()[0]  # (F) 05/01/2021
+    assert intermediate_answer(DATE, date, "Today is 5/1/2021, so the answer is (D).") == "F"
+    assert intermediate_answer(DATE, date, "No date at all.") is None
+    predictions = [
+        {"sample_index": 0, "rationale": rationale, "answer": "yajo", "correct": False},
+        {"sample_index": 0, "rationale": rationale, "answer": "yajo", "correct": True},
+        {"sample_index": 0, "rationale": "The last letter of 'Whitney' is 'e'.", "answer": "yajo",
+         "correct": False}]
+    counts = intermediate_counts(LAST, predictions)
+    assert (counts["intermediate_right"], counts["intermediate_right_final_wrong"]) == (2, 1)
