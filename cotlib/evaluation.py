@@ -6,13 +6,14 @@ Fine-tuned students answer after `-->` and stop at `END`; the base-model baselin
 from __future__ import annotations
 
 import math
+import re
 from copy import deepcopy
 from dataclasses import dataclass
 
 import torch
 from transformers import DynamicCache
 
-from .format import COMPLETION_END, prompt_text, read_answer, split_completion
+from .format import ANSWER_SEP, COMPLETION_END, prompt_text, read_answer, split_completion
 from .data import CotlibError
 from .students import prompt_ids, use_bf16
 from .prompts import answer_prompt, few_shot_cot, zero_shot, zero_shot_cot
@@ -36,6 +37,23 @@ def parse_completion(task: Task, output: str, answer_format: str = "paper") -> t
     """(rationale, predicted answer) of ` <rationale> --> <answer> END`; no `-->`, no answer."""
     rationale, answer = split_completion(output)
     return rationale, read_answer(task, answer, answer_format) if answer is not None else ""
+
+
+def paper_reading(task: Task, output: str) -> str:
+    """The official code's reading of a fine-tuned completion (the paper's numbers): the first
+    candidate after `-->`, else the last one anywhere; Last Letter is the whole tail after
+    `-->` without quotes, dots and whitespace."""
+    head, sep, tail = output.split(COMPLETION_END.strip())[0].partition(ANSWER_SEP.strip())
+    if task.answer_type == "letters":
+        return re.sub(r"[\"'.\s]", "", tail) if sep else ""
+    text = tail if sep else head
+    if task.answer_type == "number":
+        found = re.findall(r"-?\d+\.?\d*", text.replace(",", ""))
+    elif task.answer_type == "choice":
+        found = re.findall(f"[{task.letters}]", text)
+    else:
+        found = re.findall(r"\b(yes|no)\b", text.lower())
+    return (found[0] if sep else found[-1]).rstrip(".") if found else ""
 
 
 def parse_few_shot(task: Task, output: str) -> tuple[str, str]:
@@ -186,6 +204,12 @@ def evaluate(model, tokenizer, task: Task, samples: list[Sample], method: str = 
         raise CotlibError(f"unknown evaluation method {method!r}; choose from {METHODS}")
     return [Prediction(s.sample_index, s.question, o, r, p, s.answer, task.is_correct(p, s.answer))
             for s, o, (r, p) in zip(samples, outputs, parsed)]
+
+
+def paper_accuracy(task: Task, predictions: list[dict]) -> float:
+    """Accuracy (%) of stored fine-tuned predictions under `paper_reading`."""
+    right = [task.is_correct(paper_reading(task, p["output"]), p["answer"]) for p in predictions]
+    return 100 * sum(right) / len(right) if right else float("nan")
 
 
 def accuracy(predictions: list[Prediction]) -> dict[str, float]:

@@ -16,7 +16,7 @@ from . import sources
 from .audit import intermediate_counts
 from .curation import FinetuneSample, curate, report, vanilla
 from .data import CotlibError, runs_root
-from .evaluation import accuracy, evaluate
+from .evaluation import accuracy, evaluate, paper_accuracy
 from .format import ANSWER_FORMATS
 from .prompts import few_shot_exemplars, has_few_shot
 from .store import write_atomic
@@ -343,14 +343,16 @@ def cells_table(profile: Profile, cells: list[dict]) -> pd.DataFrame:
         out = run_dir(chosen, task.name, "fine_tune_cot")
         metrics = finished(out)
         taught = teacher_completions(chosen, task)
-        audit = intermediate_counts(task, read_jsonl(out / "predictions.jsonl")) if metrics else {}
+        predictions = read_jsonl(out / "predictions.jsonl") if metrics else []
+        audit = intermediate_counts(task, predictions) if metrics else {}
         rows.append({**cell, "teacher_train_accuracy": sources.accuracy(taught),
                      "intermediate_right": audit.get("intermediate_right"),
                      "intermediate_right_final_wrong": audit.get("intermediate_right_final_wrong"),
                      "train_samples": metrics.get("train_samples"),
                      "train_seconds": metrics.get("seconds"),
                      "validation": metrics.get("validation", {}).get("accuracy"),
-                     **{k: metrics.get(k, float("nan")) for k in ("accuracy", "ci_low", "ci_high", "n")}})
+                     **{k: metrics.get(k, float("nan")) for k in ("accuracy", "ci_low", "ci_high", "n")},
+                     "accuracy_paper_reading": paper_accuracy(task, predictions)})
     return pd.DataFrame(rows)
 
 

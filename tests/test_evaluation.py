@@ -105,3 +105,21 @@ def test_finished_rows_leave_the_batch_without_changing_any_output(monkeypatch, 
     assert ours == reference
     lengths = [len(o) for o in ours]
     assert min(lengths) < 5 and max(lengths) > 15  # rows did finish at different steps
+
+
+@pytest.mark.parametrize("task, output, ours, paper", [
+    ("multiarith", " 3 + 4 = 7. --> 7 END", "7", "7"),
+    ("multiarith", " 3 + 4 = 7, so 7 apples END", "", "7"),  # no -->: the paper takes the last number
+    ("date_understanding", " Today is 05/01/2021. --> 05/01/2021 (F) END", "F", "F"),
+    ("date_understanding", " ... the answer is (D) END", "", "D"),
+    ("tracking_shuffled_objects", " --> Claire (A) END", "C", "C"),
+    ("last_letter_concatenation", " ... --> y a j o END", "yajo", "yajo"),
+    ("last_letter_concatenation", " the letters are y, a, j, o END", "", ""),
+    ("coin_flip", " It was flipped twice, so yes it is. END", "", "yes"),
+    ("strategy_qa", " --> no END", "no", "no"),
+])
+def test_paper_reading_beside_ours_on_hand_made_outputs(task, output, ours, paper):
+    from cotlib.evaluation import paper_reading
+    task = get_task(task)
+    assert parse_completion(task, output)[1] == ours
+    assert paper_reading(task, output) == paper
