@@ -197,6 +197,8 @@ def run(profile: Profile, task_name: str, method: str, force: bool = False, log=
         metrics["validation"] = accuracy(ask(validation))
     predictions = ask(samples)
     metrics.update(accuracy(predictions), eval_seconds=time.time() - started)
+    if method == "fine_tune_cot":  # the official code's reading, beside ours (which tables use)
+        metrics["accuracy_paper_reading"] = paper_accuracy(task, [asdict(p) for p in predictions])
     write_jsonl(out / "predictions.jsonl", [asdict(p) for p in predictions])
     (out / "config.json").write_text(json.dumps(asdict(profile), indent=1, default=str))
     write_atomic(out / "metrics.json", json.dumps(metrics, indent=1))
