@@ -264,6 +264,17 @@ PAPER_ROWS = [("GPT-3", "Fine-tune-CoT", "0.3B"), ("GPT-3", "Fine-tune-CoT", "6.
               ("GPT-3", "Fine-tune", "0.3B")]
 
 
+def row_name(profile: Profile, method: str) -> str:
+    """The table row of a method; Fine-tune-CoT names a teacher other than the recorded one
+    and the copyable answer, so a variant never passes for the paper's row."""
+    name = ROW_NAMES[method]
+    if method == "fine_tune_cot" and profile.teacher != "recorded":
+        name += f" ({profile.teacher}, D={profile.degree})"
+    if method == "fine_tune_cot" and profile.answer_format == "copyable":
+        name += ", copyable answer"
+    return name
+
+
 def paper_results() -> pd.DataFrame:
     """The paper's reported accuracies (cotlib/paper_results.csv, source in its header)."""
     table = pd.read_csv(Path(__file__).with_name("paper_results.csv"), comment="#",
@@ -305,10 +316,11 @@ def main_table(profile: Profile, methods: tuple[str, ...] | None = None, log=pri
         for method in methods or profile.methods:
             if not has_cell(task, method):
                 log(f"{name}: {method} skipped: no exemplars for this task")
-                rows.setdefault(ROW_NAMES[method], {})[name] = float("nan")
+                rows.setdefault(row_name(profile, method), {})[name] = float("nan")
                 continue
             log(f"{name}: {method}")
-            rows.setdefault(ROW_NAMES[method], {})[name] = run(profile, name, method, log=log)["accuracy"]
+            rows.setdefault(row_name(profile, method), {})[name] = run(profile, name, method,
+                                                                       log=log)["accuracy"]
     paper = paper_results()
     for key in PAPER_ROWS:
         rows[f"paper: {key[1]} {key[0]} {key[2]}"] = paper.loc[key, list(profile.tasks)].to_dict()
