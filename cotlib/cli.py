@@ -6,7 +6,7 @@ import signal
 import sys
 from pathlib import Path
 
-from .data import CotlibError, cache_dir, download
+from .data import CotlibError, cache_dir, download, runs_root
 
 
 def cmd_tasks(args: argparse.Namespace) -> None:
@@ -30,13 +30,14 @@ def cmd_generate(args: argparse.Namespace) -> None:
                                        args.answer_max_tokens, args.seed)
     tasks = [get_task(name) for name in args.task]
     teacher = teachers.make_teacher(args.teacher, args.model, **_teacher_options(args))
-    runs = teachers.run_tasks(teacher, tasks, params, args.store_dir, args.out or args.store_dir,
+    store_dir = args.store_dir or runs_root() / "teachers"  # where `run` and sources look too
+    runs = teachers.run_tasks(teacher, tasks, params, store_dir, args.out or store_dir,
                               args.part, args.split, args.limit,
                               teachers.Budget(args.max_cost, args.max_total_tokens),
                               progress=not args.no_progress)
     if args.upstream_json:
         for task, records in runs.items():
-            path = teachers.run_file(args.out or args.store_dir, records[0].teacher, params, task,
+            path = teachers.run_file(args.out or store_dir, records[0].teacher, params, task,
                                      args.split, args.part, ".completion_dataset.json")
             export_completion_dataset(records, path, records[0].teacher, params.method)
 
@@ -106,8 +107,9 @@ def add_teacher_steps(steps) -> None:
     g.add_argument("--max-cost", type=float, help="budget in USD: stop cleanly when reached")
     g.add_argument("--max-total-tokens", type=int, help="budget in tokens")
     g.add_argument("--batch-size", type=int, default=8, help="hf: questions per batch")
-    g.add_argument("--store-dir", type=Path, default=Path("runs/teachers"),
-                   help="durable JSONL stores (default: %(default)s)")
+    g.add_argument("--store-dir", type=Path,
+                   help="durable JSONL stores (default: $COTLIB_RUNS/teachers, else runs/teachers "
+                        "in the project)")
     g.add_argument("--out", type=Path, help="where consolidated files go (default: store dir)")
     g.add_argument("--upstream-json", action="store_true",
                    help="also write reasoning-teacher CompletionDataset JSON")

@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,14 +27,28 @@ class CotlibError(Exception):
     """The one error type of cotlib: its message names the file, record or parameter."""
 
 
+def first_line(error: BaseException) -> str:
+    """A library's error message on one line (the CLI prints errors as one line)."""
+    return (str(error).strip() or type(error).__name__).splitlines()[0]
+
+
 def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "cotlib"
 
 
 def runs_root() -> Path:
-    """Where runs live: $COTLIB_RUNS, else runs/ in the project."""
-    return Path(os.environ.get("COTLIB_RUNS", PROJECT_ROOT / "runs"))
+    """Where runs live (cells of `run`, stores of `generate`): $COTLIB_RUNS, else runs/ in the
+    project."""
+    return check_dir(Path(os.environ.get("COTLIB_RUNS", PROJECT_ROOT / "runs")), "COTLIB_RUNS")
+
+
+def check_dir(path: Path, name: str) -> Path:
+    """`path`, if it is or can become a directory; else an error naming the parameter."""
+    existing = next((p for p in [path, *path.parents] if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise CotlibError(f"{name}={path}: {existing} is a file, not a directory")
+    return path
 
 
 def data_root() -> Path:
@@ -60,10 +75,18 @@ def data_path(relative: str, root: Path | None = None) -> Path:
     return path
 
 
+def read_text(path: Path) -> str:
+    """A data file's text; bytes that are not UTF-8 are an error naming the file."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise CotlibError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
+
+
 def read_json(relative: str, root: Path | None = None) -> Any:
     path = data_path(relative, root)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_text(path))
     except json.JSONDecodeError as e:
         raise CotlibError(f"malformed JSON in {path}: {e}") from None
 
@@ -71,7 +94,7 @@ def read_json(relative: str, root: Path | None = None) -> Any:
 def read_jsonl(relative: str, root: Path | None = None) -> list[Any]:
     path = data_path(relative, root)
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(read_text(path).splitlines(), 1):
         if line.strip():
             try:
                 records.append(json.loads(line))
@@ -119,6 +142,8 @@ def download(dest: Path | None = None, mirror: str | None = None,
     appears under its own name only once its sha256 matches.
     """
     dest = Path(dest or cache_dir() / "data")
+    if mirror and urllib.parse.urlsplit(mirror).scheme not in ("http", "https", "file"):
+        raise CotlibError(f"mirror {mirror!r} is not a URL (http://, https:// or file://)")
     wanted = [s for s in data_files() if only is None or any(s.path.startswith(p) for p in only)]
     if not wanted:
         raise CotlibError(f"--only {' '.join(only or [])}: no data file path starts with that")
@@ -140,20 +165,25 @@ def _fetch(source: DataFile, target: Path, mirror: str | None, timeout: float) -
     request = urllib.request.Request(source.url(mirror))
     if 0 < have < source.size:
         request.add_header("Range", f"bytes={have}-")
+    received = 0
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             mode = "ab" if response.status == 206 else "wb"
+            announced = int(response.headers.get("Content-Length") or -1)
             with open(part, mode) as f:
                 while block := response.read(1 << 16):
                     f.write(block)
+                    received += len(block)
     except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
         raise CotlibError(f"download of {source.path} from {source.url(mirror)} failed: {e}; "
                           "rerun `python -m cotlib download` to resume") from None
-    if part.stat().st_size < source.size:
+    size = part.stat().st_size
+    if received < announced:  # the connection dropped: what came is a prefix, keep it
         raise CotlibError(f"download of {source.path} was interrupted at "
-                          f"{part.stat().st_size:,}/{source.size:,} bytes; rerun to resume")
-    if sha256_of(part) != source.sha256:
+                          f"{size:,}/{source.size:,} bytes; rerun to resume")
+    if size != source.size or sha256_of(part) != source.sha256:  # whole, but not our file
         part.unlink()
-        raise CotlibError(f"checksum mismatch for {source.path} from {source.url(mirror)}: "
-                          f"expected sha256 {source.sha256}")
+        raise CotlibError(f"checksum mismatch for {source.path}: {source.url(mirror)} served a "
+                          f"wrong file ({size:,} bytes, expected {source.size:,} bytes with "
+                          f"sha256 {source.sha256})")
     os.replace(part, target)

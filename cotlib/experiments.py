@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import time
@@ -19,7 +20,7 @@ from .data import CotlibError, runs_root
 from .evaluation import accuracy, evaluate, paper_accuracy
 from .format import ANSWER_FORMATS
 from .prompts import few_shot_exemplars, has_few_shot
-from .store import write_atomic
+from .store import owned, write_atomic
 from .students import GEMMA, TrainConfig, load_student, train
 from .tasks import Task, get_task
 
@@ -89,8 +90,10 @@ def get_profile(name: str, tasks: list[str] | None = None, student: str | None =
     for key, value, kind in [("epochs", epochs, int), ("learning_rate", learning_rate, float),
                              ("train_limit", train_limit, int), ("test_limit", test_limit, int),
                              ("validation_size", validation_size, int), ("degree", degree, int)]:
-        if value is not None and (not isinstance(value, (kind, int)) or value <= 0):
-            raise CotlibError(f"parameter {key}={value!r}: expected a positive {kind.__name__}")
+        if value is not None and (not isinstance(value, (kind, int)) or not math.isfinite(value)
+                                  or value <= 0):  # nan/inf: a NaN loss or a torch traceback
+            raise CotlibError(f"parameter {key}={value!r}: expected a positive "
+                              f"{'finite float' if kind is float else kind.__name__}")
     if tasks is not None:
         if isinstance(tasks, str) or not tasks:
             raise CotlibError(f"parameter tasks={tasks!r}: expected a non-empty list of task names")
@@ -140,8 +143,13 @@ TEACHER_DEFAULTS = {"teacher": "recorded", "degree": 1, "distinct": False}
 
 def train_indices(profile: Profile, task: Task) -> tuple[list[int], list[int]]:
     """(training, validation) sample indices: the validation slice ends the train split."""
-    indices = task.split_indices()["train"][:profile.train_limit]
+    # through split(): a task without its train split offline (AQuA) says so
+    indices = [s.sample_index for s in task.split("train")][:profile.train_limit]
     cut = len(indices) - profile.validation_size
+    if cut < 1:
+        raise CotlibError(f"validation_size={profile.validation_size} holds out all "
+                          f"{len(indices)} train questions of {task.name} (train_limit="
+                          f"{profile.train_limit}): the validation slice leaves no train questions")
     return indices[:cut], indices[cut:]
 
 
@@ -173,14 +181,26 @@ def run(profile: Profile, task_name: str, method: str, force: bool = False, log=
     if not force and (done := finished(out)):
         return done
     samples = task.split("test")[:profile.test_limit]
+    # a task without train questions offline (AQuA) has no validation slice for its baselines
+    held_out = [] if "train" in task.unavailable else train_indices(profile, task)[1]
+    validation = [task.samples()[i] for i in held_out]
     curated = train_samples(profile, task, method) if method in TRAINED else []
     if method == "few_shot_cot":
         few_shot_exemplars(task)  # a task without exemplars fails here, before any output
     if method in TRAINED and not curated:
         raise CotlibError(f"{task_name}: zero curated samples for {method}")
     model, tokenizer = load_student(profile.student)
-    out.mkdir(parents=True, exist_ok=True)
-    metrics: dict = {"task": task_name, "method": method, "profile": profile.name,
+    with owned(out, log):  # another process on this runs folder may be doing this very cell
+        if not force and (done := finished(out)):
+            return done
+        return measure(profile, task, method, out, model, tokenizer, samples, validation,
+                       curated, log)
+
+
+def measure(profile: Profile, task: Task, method: str, out: Path, model, tokenizer,
+            samples: list, validation: list, curated: list[FinetuneSample], log=print) -> dict:
+    """Train (trained methods), evaluate, and store the cell in `out`; metrics.json last."""
+    metrics: dict = {"task": task.name, "method": method, "profile": profile.name,
                      "student": profile.student}
     if method in TRAINED:
         model, trained = fine_tuned(model, tokenizer, curated, profile.train, out, log)
@@ -192,7 +212,6 @@ def run(profile: Profile, task_name: str, method: str, force: bool = False, log=
                                      EVAL_METHOD.get(method, method), profile.max_new_tokens,
                                      profile.eval_batch_size, profile.train.bf16, answer_format)
     started = time.time()  # evaluation time: validation slice and test
-    validation = [task.samples()[i] for i in train_indices(profile, task)[1]]
     if validation:
         metrics["validation"] = accuracy(ask(validation))
     predictions = ask(samples)
@@ -200,7 +219,7 @@ def run(profile: Profile, task_name: str, method: str, force: bool = False, log=
     if method == "fine_tune_cot":  # the official code's reading, beside ours (which tables use)
         metrics["accuracy_paper_reading"] = paper_accuracy(task, [asdict(p) for p in predictions])
     write_jsonl(out / "predictions.jsonl", [asdict(p) for p in predictions])
-    (out / "config.json").write_text(json.dumps(asdict(profile), indent=1, default=str))
+    write_atomic(out / "config.json", json.dumps(asdict(profile), indent=1, default=str))
     write_atomic(out / "metrics.json", json.dumps(metrics, indent=1))
     return metrics
 

@@ -6,13 +6,16 @@ superseded by its success); a torn or corrupt line is reported and skipped, neve
 """
 from __future__ import annotations
 
+import fcntl
 import gzip
 import json
 import os
 import threading
+import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable, Iterator
 
 from .data import CotlibError
 
@@ -100,8 +103,7 @@ class Store:
     """Append completions to one JSONL file; safe to call from several threads."""
 
     def __init__(self, path: Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(path)  # its folder is made by the first append: a failed run leaves none
         self._lock = threading.Lock()
         self._seal_torn_tail()
 
@@ -122,10 +124,69 @@ class Store:
 
     def append(self, record: Completion) -> None:
         line = json.dumps(asdict(record), ensure_ascii=False) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock, open(self.path, "a", encoding="utf-8") as f:
             f.write(line)
             f.flush()
             os.fsync(f.fileno())
+
+
+@contextmanager
+def owned(path: Path, log: Callable[[str], None] = print, poll: float = 1.0) -> Iterator[None]:
+    """Own `path` (a run cell, a store) while the block runs: `<path>.lock` holds our pid.
+
+    While another live process owns it we wait, saying so once; the lock of a process that
+    died owning it (kill -9) is taken over.
+    """
+    lock = path.with_name(path.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    owner = _take(lock)
+    if owner is not None:
+        log(f"{path} is in use by process {owner}: waiting for it")
+    while owner is not None:
+        time.sleep(poll)
+        owner = _take(lock)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _take(lock: Path) -> int | None:
+    """Create `lock` holding our pid (None), or the pid of its live owner."""
+    folder = os.open(lock.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)  # two takers of a dead owner's lock: one at a time
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            owner = _pid(lock)
+            if owner is not None and _alive(owner):
+                return owner
+            lock.unlink(missing_ok=True)
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return None
+    finally:
+        os.close(folder)  # and with it the flock
+
+
+def _pid(lock: Path) -> int | None:
+    try:
+        return int(lock.read_text())
+    except (ValueError, FileNotFoundError):  # empty: its owner died before writing its pid
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def write_atomic(path: Path, text: str | bytes) -> None:

@@ -25,6 +25,7 @@ from transformers import (AutoModelForCausalLM, AutoTokenizer, LlamaConfig,
 
 from .curation import FinetuneSample
 from .data import CotlibError, cache_dir
+from .teachers.hf import load_causal_lm
 
 GEMMA = "gemma-3-270m"
 LOG_EVERY = 10  # optimizer steps between progress lines
@@ -40,8 +41,7 @@ def load_student(name: str) -> tuple[torch.nn.Module, PreTrainedTokenizerFast]:
     if not (path / "config.json").is_file():
         raise CotlibError(f"student {name!r} cannot be loaded: not {GEMMA!r}, 'tiny' "
                           "or a directory with a Hugging Face config.json")
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    model, tokenizer = load_causal_lm(path, dtype=torch.float32)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
@@ -262,6 +262,19 @@ class TrainConfig:
     lora_r: int = 0  # > 0: train LoRA adapters (peft) instead of all weights
     max_steps: int | None = None  # stop early (benchmarks); the schedule spans these steps
 
+    def __post_init__(self):
+        # a NaN or infinite setting trains to a NaN loss or fails deep inside torch: say so here
+        for key, low in LOWEST.items():
+            value = getattr(self, key)
+            if key == "max_steps" and value is None:
+                continue
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= low):
+                raise CotlibError(f"TrainConfig {key}={value!r}: expected a finite number >= {low}")
+
+
+LOWEST = {"epochs": 1, "learning_rate": 0, "batch_size": 1, "grad_accum": 1, "warmup_ratio": 0,
+          "weight_decay": 0, "max_length": 1, "checkpoint_every": 1, "lora_r": 0, "max_steps": 1}
+
 
 def train(model, tokenizer, samples: list[FinetuneSample], config: TrainConfig,
           out_dir: Path, log=print) -> dict:
@@ -327,6 +340,7 @@ def train(model, tokenizer, samples: list[FinetuneSample], config: TrainConfig,
             accelerator.backward(loss * accelerator.num_processes)  # DDP averages gradients
             loss_sum += loss.item()  # this process's share of the step's loss
             seen += int(batch["attention_mask"].sum())
+        check_finite(accelerator, loss_sum, state["step"] + 1, total_steps, config)
         optimizer.step()
         schedule.step()
         optimizer.zero_grad()
@@ -343,6 +357,15 @@ def train(model, tokenizer, samples: list[FinetuneSample], config: TrainConfig,
             save_checkpoint(accelerator, checkpoint, state)
     accelerator.wait_for_everyone()
     return {"model": accelerator.unwrap_model(model), **state, "total_steps": total_steps}
+
+
+def check_finite(accelerator, loss: float, step: int, total_steps: int,
+                 config: TrainConfig) -> None:
+    """Stop a diverged run (every process together) before its weights or results are saved."""
+    losses = accelerator.reduce(torch.tensor([loss], device=accelerator.device), "sum")
+    if not math.isfinite(losses.item()):
+        raise CotlibError(f"training diverged: loss {losses.item()} at step {step}/{total_steps} "
+                          f"(learning_rate={config.learning_rate:g}); try a lower learning rate")
 
 
 def epoch_steps(lengths: list[int], per_step: int, config: TrainConfig, epoch: int) -> list[list[int]]:

@@ -91,19 +91,23 @@ def load_reasoning_teacher(name: str, root: Path) -> list[Sample]:
 
 def _sample(index: int, record: dict, source: str) -> Sample:
     try:
-        question, answer = str(record["question"]), str(record["answer"])
+        question, answer = record["question"], record["answer"]
     except (KeyError, TypeError):
         raise CotlibError(f"{source}: record {index} lacks 'question' or 'answer'") from None
-    return Sample(index, question, answer, parse_choices(question))
+    for key, value in [("question", question), ("answer", answer)]:
+        if value is None:  # else graded against the string "None"
+            raise CotlibError(f"{source}: record {index} has {key} null")
+    return Sample(index, str(question), str(answer), parse_choices(str(question)))
 
 
 def load_gsm8k(name: str, root: Path) -> list[Sample]:
     # The paper's order: the 7,473 train problems, then the 1,319 test problems.
     records = [r for part in ("train", "test")
                for r in read_jsonl(f"grade_school_math/{part}.jsonl", root)]
-    return [_sample(i, {"question": r.get("question"),
-                        "answer": str(r.get("answer", "")).split("####")[-1].strip().replace(",", "")},
-                    "grade_school_math") for i, r in enumerate(records)]
+    answers = [None if r.get("answer") is None  # null stays null: an error naming the record
+               else str(r["answer"]).split("####")[-1].strip().replace(",", "") for r in records]
+    return [_sample(i, {"question": r.get("question"), "answer": answer}, "grade_school_math")
+            for i, (r, answer) in enumerate(zip(records, answers))]
 
 
 AQUA_TRAIN_SIZE = 97467  # AQuA train.json problems; the paper indexes test after them
@@ -144,7 +148,13 @@ class Task:
         if split not in self.split_names:
             raise CotlibError(f"task {self.name} has no split {split!r}; "
                               f"choose from {', '.join(self.split_names)}")
-        return read_json(f"reasoning_teacher/split/{self.name}__{split}.json")
+        path = f"reasoning_teacher/split/{self.name}__{split}.json"
+        parts = read_json(path)
+        shaped = isinstance(parts, dict) and {"train", "test"} <= parts.keys() and all(
+            isinstance(v, list) and all(isinstance(i, int) for i in v) for v in parts.values())
+        if not shaped:
+            raise CotlibError(f"{path}: expected {{\"train\": [sample indices], \"test\": [...]}}")
+        return parts
 
     def split(self, part: str, split: str = "default") -> list[Sample]:
         """Samples of `part` ("train" or "test") of the official `split`."""

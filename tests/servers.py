@@ -148,3 +148,30 @@ class FaultProxy:
 
     def close(self):
         self.server.close()
+
+
+def echo_key_server(status: int) -> Background:
+    """An endpoint refusing every completion with `status`, its error body repeating the
+    request's Authorization header (as some misconfigured servers and proxies do)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self._send(200, {"object": "list", "data": []})
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            sent = self.headers.get("Authorization")
+            self._send(status, {"error": {"message": f"rejected; you sent Authorization: {sent}"}})
+
+        def _send(self, code, payload):
+            data = json.dumps(payload).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Background(Handler)

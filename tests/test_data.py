@@ -6,17 +6,21 @@ import pytest
 from cotlib import data
 from cotlib.data import CotlibError, data_root, download, sha256_of, data_files
 from cotlib.tasks import get_task
+from cotlib.teachers import read_log
 
 CORRUPT = "reasoning_teacher/split/addsub__default.json"
 INTERRUPT = "reasoning_teacher/dataset/coin_flip.json"
+SHORT = "reasoning_teacher/split/coin_flip__default.json"  # served whole, but a wrong file
+MIRROR_STATE: dict = {}  # the running mirror's switches
 WANTED = [CORRUPT, INTERRUPT, "reasoning_teacher/split/coin_flip__default.json",
           "zero_shot_cot/log/coin_flip_zero_shot_cot.log"]
 
 
 @pytest.fixture
 def mirror():
-    """A local HTTP server serving the real data root, with Range support and two faults."""
-    root, state = data_root(), {"cut": False}
+    """A local HTTP server serving the real data root, with Range support and three faults."""
+    root, state = data_root(), MIRROR_STATE
+    state.update(cut=False, short=False)
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
@@ -24,6 +28,8 @@ def mirror():
             body = (root / rel).read_bytes()
             if rel == CORRUPT:
                 body = body.replace(b"1", b"2", 1)
+            if rel == SHORT and state["short"]:
+                body = body[:100]
             start = int(self.headers["Range"][6:-1]) if self.headers["Range"] else 0
             self.send_response(206 if start else 200)
             self.send_header("Content-Length", str(len(body) - start))
@@ -93,3 +99,33 @@ def test_user_cache_is_the_last_resort(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     (tmp_path / "cache/cotlib/data").mkdir(parents=True)
     assert data_root() == tmp_path / "cache/cotlib/data"
+
+
+def test_a_mirror_serving_a_short_file_is_named_and_its_part_removed(mirror, tmp_path):
+    MIRROR_STATE["short"] = True
+    for attempt in range(2):  # never "interrupted, rerun to resume"
+        with pytest.raises(CotlibError, match=f"checksum mismatch for {SHORT}: {mirror}/{SHORT} "
+                           r"served a wrong file \(100 bytes, expected [0-9,]+ bytes with sha256"):
+            download(tmp_path, mirror, only=[SHORT], progress=lambda m: None)
+        assert not list(tmp_path.rglob("*.part"))
+
+
+def test_a_mirror_that_is_not_a_url_is_a_clear_error(tmp_path):
+    with pytest.raises(CotlibError, match="mirror 'notaurl' is not a URL"):
+        download(tmp_path / "d", "notaurl", only=WANTED[1:], progress=lambda m: None)
+    assert not (tmp_path / "d").exists()
+
+
+def test_a_data_file_that_is_not_utf8_is_named(data_copy):
+    for relative in ("reasoning_teacher/dataset/coin_flip.json", "grade_school_math/train.jsonl"):
+        (data_copy / relative).unlink()
+        (data_copy / relative).write_bytes(b'[{"question": "caf\xe9"}]')
+    with pytest.raises(CotlibError, match=r"coin_flip.json is not UTF-8 text \(byte 18"):
+        get_task("coin_flip").samples()
+    with pytest.raises(CotlibError, match=r"train.jsonl is not UTF-8 text"):
+        get_task("gsm8k").samples()
+    log = data_copy / "zero_shot_cot/log/coin_flip_zero_shot_cot.log"
+    log.unlink()
+    log.write_bytes(b"1st data\n\xff")
+    with pytest.raises(CotlibError, match=r"coin_flip_zero_shot_cot.log is not UTF-8 text"):
+        read_log(log, "Therefore")

@@ -1,10 +1,12 @@
 import json
+import math
 
 import pytest
 
 from cotlib.data import CotlibError
 from cotlib.experiments import (epochs_table, get_profile, main_table, paper_results, run, run_dir,
                                 train_indices, train_samples)
+from cotlib.students import TrainConfig
 from cotlib.tasks import get_task
 
 
@@ -66,8 +68,9 @@ def test_tasks_without_train_rationales_are_refused(runs):
     profile = get_profile("smoke", tasks=["gsm8k"])
     with pytest.raises(CotlibError, match="recorded has no rationales on the train questions of gsm8k"):
         run(profile, "gsm8k", "fine_tune_cot")
-    with pytest.raises(CotlibError, match="recorded has no rationales on the train questions of aqua"):
-        run(profile, "aqua", "fine_tune_cot")
+    for method in ("fine_tune_cot", "vanilla"):  # AQuA's train set is not in the data mirror
+        with pytest.raises(CotlibError, match="aqua train: AQuA's train.json .* is not in the data mirror"):
+            run(profile, "aqua", method)
     assert not runs.exists()
 
 
@@ -122,3 +125,39 @@ def test_epochs_table_reads_finished_runs_and_never_trains(runs):
     assert table[["test 3", "validation 3"]].isna().all().all()
     assert table.loc[("coin_flip", "fine_tune_cot")].isna().all()  # not run: left blank
     assert sorted(p.name.split("-")[0] for p in (runs / "coin_flip").iterdir()) == ["vanilla"]
+
+
+def test_non_finite_settings_are_refused_before_anything_runs(runs):
+    for value in (math.nan, math.inf, -math.inf):
+        with pytest.raises(CotlibError, match=f"learning_rate={value}: expected a positive finite"):
+            get_profile("smoke", learning_rate=value)
+    with pytest.raises(CotlibError, match="TrainConfig learning_rate=nan"):
+        TrainConfig(learning_rate=math.nan)
+    with pytest.raises(CotlibError, match="TrainConfig warmup_ratio=inf"):
+        TrainConfig(warmup_ratio=math.inf)
+    assert not runs.exists()
+
+
+def test_a_diverged_training_is_an_error_and_no_finished_cell(runs):
+    profile = get_profile("smoke", tasks=["coin_flip"], learning_rate=1e30)
+    with pytest.raises(CotlibError, match=r"training diverged: loss (nan|inf) at step \d"):
+        run(profile, "coin_flip", "vanilla", log=lambda message: None)
+    out = run_dir(profile, "coin_flip", "vanilla")
+    assert not (out / "metrics.json").exists() and not (out / "model").exists()
+    assert not list(runs.rglob("*.lock"))
+
+
+def test_a_validation_slice_leaving_no_train_questions_says_so(runs):
+    profile = get_profile("smoke", tasks=["coin_flip"], validation_size=16)
+    for method in ("fine_tune_cot", "vanilla"):
+        with pytest.raises(CotlibError, match="validation_size=16 holds out all 16 train questions "
+                                              "of coin_flip .*leaves no train questions"):
+            run(profile, "coin_flip", method)
+    assert not runs.exists()
+
+
+def test_cotlib_runs_naming_a_file_is_a_clear_error(tmp_path, monkeypatch):
+    (tmp_path / "runs").write_text("not a folder")
+    monkeypatch.setenv("COTLIB_RUNS", str(tmp_path / "runs"))
+    with pytest.raises(CotlibError, match=r"COTLIB_RUNS=.*runs is a file, not a directory"):
+        run(get_profile("smoke"), "coin_flip", "zero_shot")

@@ -1,16 +1,19 @@
 """Step 1 against a scripted OpenAI-compatible server and a tiny in-process model (fast)."""
 import subprocess
 import sys
+import threading
 
 import pytest
 
+from cotlib.cli import main
 from cotlib.data import CotlibError
 from cotlib.store import Store
 from cotlib.tasks import get_task
-from cotlib.teachers import (Budget, GenerationParams, OpenAITeacher, accuracy, busy_seconds,
-                             diversity, generate, make_teacher, recorded_completions, run_tasks)
+from cotlib.teachers import (RECORDED_TEACHER, Budget, GenerationParams, OpenAITeacher, accuracy,
+                             busy_seconds, diversity, generate, make_teacher, recorded_completions,
+                             run_file, run_tasks)
 from conftest import PROJECT, written_text
-from servers import FaultProxy, free_port, scripted_teacher
+from servers import FaultProxy, echo_key_server, free_port, scripted_teacher
 
 KEY = "sk-test-DO-NOT-LEAK-7f3a9c"
 SHOWN = get_task("multiarith")  # stage 1 of the scripted server sums the question's numbers
@@ -269,3 +272,79 @@ def test_chat_api_and_a_server_that_honours_n(tmp_path, monkeypatch):
     assert [len(r["messages"]) for r in server.seen] == [1] * 8  # 2 n=3 requests + 6 answers
     assert server.seen[0]["n"] == 3 and server.seen[0]["messages"][0]["content"].endswith(
         "A: Let's think step by step.")
+
+
+def test_a_limit_below_one_is_an_error_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    for limit in (0, -1):  # [:0] wrote an empty file, [:-1] dropped the last question
+        with pytest.raises(CotlibError, match=f"limit={limit}: expected at least 1 question"):
+            run_tasks(None, [SHOWN], GenerationParams(), tmp_path / "runs", tmp_path / "runs",
+                      limit=limit)
+        with pytest.raises(CotlibError, match=f"limit={limit}: expected at least 1 question"):
+            generate(teacher("http://127.0.0.1:9/v1", monkeypatch), SHOWN,
+                     Store(tmp_path / "runs" / "s.jsonl"), limit=limit, progress=False)
+        assert main(["generate", "--task", "multiarith", "--limit", str(limit),
+                     "--store-dir", str(tmp_path / "runs")]) == 1
+        assert capsys.readouterr().err == f"error: limit={limit}: expected at least 1 question\n"
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_failed_generate_leaves_no_folder(tmp_path, monkeypatch):
+    unreachable = teacher(f"http://127.0.0.1:{free_port()}/v1", monkeypatch)
+    monkeypatch.delenv("NO_SUCH_KEY", raising=False)
+    keyless = OpenAITeacher("m", base_url="http://127.0.0.1:9/v1", key_env="NO_SUCH_KEY")
+    diverse = GenerationParams(degree=2, temperature=0.7)
+    for live, tasks, params, where, message in [
+            (None, ["coin_flip"], GenerationParams(), dict(split="template"), "no split 'template'"),
+            (None, ["coin_flip"], GenerationParams(), dict(part="dev"), "has no part 'dev'"),
+            (None, ["coin_flip", "aqua"], GenerationParams(), {}, "aqua train: AQuA's train.json"),
+            (None, ["coin_flip"], diverse, {}, "the recorded teacher has one greedy"),
+            (unreachable, ["multiarith"], GenerationParams(), {}, "cannot reach the teacher"),
+            (keyless, ["multiarith"], GenerationParams(), {}, "NO_SUCH_KEY is not set")]:
+        with pytest.raises(CotlibError, match=message):
+            run_tasks(live, [get_task(t) for t in tasks], params, tmp_path / "runs",
+                      tmp_path / "runs", limit=2, progress=False, report=lambda line: None, **where)
+        assert not (tmp_path / "runs").exists(), message
+    (tmp_path / "file").write_text("")
+    with pytest.raises(CotlibError, match=r"store_dir=.*file: .*file is a file, not a directory"):
+        run_tasks(None, [SHOWN], GenerationParams(), tmp_path / "file", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_generate_stores_under_cotlib_runs_wherever_it_starts(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COTLIB_RUNS", str(tmp_path / "runs"))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["generate", "--task", "coin_flip", "--limit", "3"]) == 0
+    assert "coin_flip: 3 completions" in capsys.readouterr().out
+    assert len(list((tmp_path / "runs" / "teachers").rglob("*.store.jsonl"))) == 1
+    assert not list((tmp_path / "elsewhere").iterdir())
+
+
+def test_a_store_in_use_is_waited_for_with_one_line(tmp_path):
+    task, params = get_task("coin_flip"), GenerationParams()
+    store = run_file(tmp_path, RECORDED_TEACHER, params, task.name, "default", "train",
+                     ".store.jsonl")
+    store.parent.mkdir(parents=True)
+    owner = subprocess.Popen(["sleep", "60"])  # another generate on the same store
+    store.with_name(store.name + ".lock").write_text(str(owner.pid))
+    threading.Timer(0.5, lambda: (owner.kill(), owner.wait())).start()  # it is killed
+    said = []
+    done = run_tasks(None, [task], params, tmp_path, tmp_path, limit=3, report=said.append)
+    assert len(done[task.name]) == 3
+    assert said[0] == f"{store} is in use by process {owner.pid}: waiting for it"
+    assert not [line for line in said[1:] if "in use" in line]
+
+
+@pytest.mark.parametrize("status", [400, 401])
+def test_a_key_the_server_echoes_is_in_no_file_and_no_output(tmp_path, status):
+    server = echo_key_server(status)  # 400: stored as failed records; 401: the run stops
+    done = run_cli("generate", "--teacher", "openai", "--model", "m", "--base-url", server.url,
+                   "--api-key-env", "MY_KEY", "--task", "multiarith", "--limit", "2",
+                   "--store-dir", str(tmp_path / "runs"), "--no-progress",
+                   env={"PATH": "/usr/bin", "MY_KEY": KEY, "HOME": str(tmp_path)})
+    server.close()
+    assert done.returncode == (0 if status == 400 else 1), done.stderr
+    output = done.stdout + done.stderr
+    written = "".join(written_text(p) for p in tmp_path.rglob("*") if p.is_file())
+    assert "Authorization: Bearer ***" in (written if status == 400 else output)
+    assert KEY not in written and KEY not in output

@@ -1,9 +1,11 @@
 """The hf teacher with a tiny random Llama and a tokenizer built offline (no model hub)."""
 import pytest
 import torch
+from test_students import unusable_model_dirs
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from cotlib.data import CotlibError
 from cotlib.store import Store
 from cotlib.tasks import get_task
 from cotlib.teachers import GenerationParams, HFTeacher, generate, make_teacher
@@ -74,3 +76,10 @@ def test_cli_generate_with_the_hf_teacher(tiny, tmp_path):
                           cwd=PROJECT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "svamp: 6 completions" in done.stdout
+
+
+def test_a_folder_that_is_not_a_causal_lm_is_a_clear_error(tmp_path):
+    for path in unusable_model_dirs(tmp_path):
+        with pytest.raises(CotlibError, match=f"cannot load a causal LM from {path}: ") as e:
+            make_teacher("hf", str(path))
+        assert "\n" not in str(e.value)

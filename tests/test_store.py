@@ -1,10 +1,13 @@
 import json
+import os
+import subprocess
+import threading
 
 import pytest
 
 from cotlib.data import CotlibError
 from cotlib.store import (Completion, Store, export_completion_dataset, export_jsonl,
-                          import_completion_dataset, load, read_jsonl)
+                          import_completion_dataset, load, owned, read_jsonl)
 
 
 def record(sample_index, completion_index=0, status="ok", **extra):
@@ -98,3 +101,27 @@ def test_import_rejects_other_json(tmp_path):
     path.write_text('{"data": []}')
     with pytest.raises(CotlibError, match="x.json: not a CompletionDataset JSON"):
         import_completion_dataset(path, "t", "p")
+
+
+def test_a_store_creates_its_folder_only_when_it_writes(tmp_path):
+    store = Store(tmp_path / "teacher" / "params" / "s.jsonl")
+    assert not (tmp_path / "teacher").exists() and not store.load().records
+    store.append(record(1))
+    assert list(store.load().records) == [record(1).key()]
+
+
+def test_a_live_owner_is_waited_for_and_a_dead_ones_lock_taken_over(tmp_path):
+    cell, lock = tmp_path / "cell", tmp_path / "cell.lock"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lock.write_text(str(dead.pid))  # left by a process killed while it owned the cell
+    said = []
+    with owned(cell, said.append):
+        assert lock.read_text() == str(os.getpid())
+    assert not lock.exists() and not said
+    alive = subprocess.Popen(["sleep", "60"])
+    lock.write_text(str(alive.pid))
+    threading.Timer(0.5, lambda: (alive.kill(), alive.wait())).start()  # dies owning it
+    with owned(cell, said.append, poll=0.1):
+        assert lock.read_text() == str(os.getpid())
+    assert said == [f"{cell} is in use by process {alive.pid}: waiting for it"]

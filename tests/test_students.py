@@ -94,6 +94,25 @@ def test_unknown_student_is_a_clear_error(tmp_path):
         load_student(str(tmp_path))
 
 
+def unusable_model_dirs(tmp_path):
+    """Folders with a config.json that are no usable model: bogus configs, no tokenizer."""
+    for name, config in [("not_json", "{oops"), ("unknown_type", '{"model_type": "nonsense"}')]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(config)
+        yield tmp_path / name
+    tiny_student()[0].save_pretrained(tmp_path / "no_tokenizer")
+    yield tmp_path / "no_tokenizer"
+
+
+def test_a_folder_that_is_not_a_usable_model_is_a_clear_error(tmp_path):
+    for path in unusable_model_dirs(tmp_path):
+        with pytest.raises(CotlibError, match=f"cannot load a causal LM from {path}: ") as e:
+            load_student(str(path))
+        assert "\n" not in str(e.value)
+    with pytest.raises(CotlibError, match="TrainConfig epochs=0: expected"):
+        TrainConfig(epochs=0)
+
+
 def train_tiny(out, *extra, launcher=(sys.executable,)):
     return subprocess.run([*launcher, str(SCRIPT), str(out), *extra], cwd=PROJECT,
                           capture_output=True, text=True, timeout=600)

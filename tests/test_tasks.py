@@ -127,3 +127,19 @@ def test_split_index_out_of_range_names_split_and_index(data_copy):
     replace(path, json.dumps(split))
     with pytest.raises(CotlibError, match=r"svamp__default.json: test index 1000 is out of range"):
         get_task("svamp").split("test")
+
+
+def test_split_file_of_the_wrong_shape_names_the_file(data_copy):
+    path = data_copy / "reasoning_teacher/split/svamp__default.json"
+    for wrong in ([1, 2, 3], {"train": [0], "test": "1"}):
+        replace(path, json.dumps(wrong))
+        with pytest.raises(CotlibError, match=r"svamp__default.json: expected \{\"train\": \[sample "
+                                              r"indices\], \"test\": \[...\]\}"):
+            get_task("svamp").split("test")
+
+
+def test_null_answer_names_the_file_and_record(data_copy):
+    records = [{"question": "q0", "answer": "1"}, {"question": "q1", "answer": None}]
+    replace(data_copy / "reasoning_teacher/dataset/addsub.json", json.dumps(records))
+    with pytest.raises(CotlibError, match="addsub.json: record 1 has answer null"):
+        get_task("addsub").samples()

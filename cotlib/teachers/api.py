@@ -54,6 +54,7 @@ class OpenAITeacher:
         self.usage = Usage(self.price)
         self._client = None
         self._lock = threading.Lock()
+        self._checked = False
 
     def _key(self) -> str:
         key = os.environ.get(self.key_env)
@@ -72,8 +73,10 @@ class OpenAITeacher:
         return self._client
 
     def check(self) -> None:
-        """Before any work: the key is set and the endpoint answers."""
+        """Before any work: the key is set and the endpoint answers (asked once)."""
         import openai  # noqa: PLC0415
+        if self._checked:
+            return
         client = self.client()
         where = self.base_url or "the OpenAI API"
         try:
@@ -83,9 +86,17 @@ class OpenAITeacher:
         except openai.APITimeoutError:
             pass  # it accepted the connection but is busy (a one-request server mid-answer)
         except openai.APIConnectionError as e:
-            raise CotlibError(f"cannot reach the teacher endpoint {where}: {e}") from None
+            message = self._redact(f"cannot reach the teacher endpoint {where}: {e}")
+            raise CotlibError(message) from None
         except openai.APIStatusError:
             pass  # some servers have no /models; the endpoint answered, which is enough
+        self._checked = True
+
+    def _redact(self, text: str) -> str:
+        """Error text as it may be stored or printed: some servers repeat the Authorization
+        header (the key) in their error bodies."""
+        key = os.environ.get(self.key_env)
+        return text.replace(key, "***") if key else text
 
     def complete(self, requests: list[Request]) -> list[Result]:
         return [self._complete(r) for r in requests]
@@ -143,10 +154,10 @@ class OpenAITeacher:
             if e.status_code >= 500:
                 raise RetryableError(f"{e.status_code}") from None
             if e.status_code in (401, 403, 404):  # every request would fail: stop the run
-                raise CotlibError(f"{self.base_url or 'the OpenAI API'} refused the request "
-                                  f"({e.status_code}): {e.message}") from None
+                raise CotlibError(self._redact(f"{self.base_url or 'the OpenAI API'} refused the "
+                                               f"request ({e.status_code}): {e.message}")) from None
             self.usage.fault(str(e.status_code), retried=False)
-            raise RequestFailed(f"{e.status_code}: {e.message}"[:300]) from None
+            raise RequestFailed(self._redact(f"{e.status_code}: {e.message}")[:300]) from None
         except (openai.APIResponseValidationError, ValueError, TypeError, AttributeError):
             raise RetryableError("malformed") from None
         if not texts or any(not isinstance(t, str) for t, _ in texts):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data import CotlibError
+from ..data import CotlibError, first_line
 from ..prompts import STOP
 from .base import Choice, Request, Result, Usage
 
@@ -22,12 +22,7 @@ class HFTeacher:
 
     @classmethod
     def from_pretrained(cls, path: str, **options) -> "HFTeacher":
-        from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(path)
-            model = AutoModelForCausalLM.from_pretrained(path)
-        except OSError as e:
-            raise CotlibError(f"cannot load a causal LM from {path}: {e}") from None
+        model, tokenizer = load_causal_lm(path)
         return cls(model, tokenizer, name=Path(path).name, **options)
 
     def check(self) -> None:
@@ -65,6 +60,18 @@ class HFTeacher:
             self.usage.add(int(mask.sum()), length)
             choices.append(Choice(text, reason, int(mask.sum()), length))
         return choices
+
+
+def load_causal_lm(path, **model_options) -> tuple:
+    """(model, tokenizer) of a Hugging Face directory (the hf teacher, students); a folder
+    that holds none is a one-line error."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, **model_options)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError, KeyError, TypeError) as e:  # transformers' ways to say "not one"
+        raise CotlibError(f"cannot load a causal LM from {path}: {first_line(e)}") from None
+    return model, tokenizer
 
 
 def cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:

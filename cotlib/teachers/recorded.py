@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from ..data import CotlibError, data_path, data_root
+from ..data import CotlibError, data_path, data_root, read_text
 from ..prompts import answer_prompt, reasoning_prompt
 from ..store import Completion
 from ..tasks import Task
@@ -52,7 +52,7 @@ def log_path(task: Task) -> Path:
 
 def read_log(path: Path, trigger: str) -> list[LogRecord]:
     """Parse a Zero-shot-CoT log; a truncated or malformed record is an error naming it."""
-    blocks = path.read_text(encoding="utf-8").split(f"\n{RECORD_SEPARATOR}\n")
+    blocks = read_text(path).split(f"\n{RECORD_SEPARATOR}\n")
     records = []
     for block in blocks:
         start = re.search(r"^\d+st data$", block, re.M)

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..data import CotlibError
+from ..data import CotlibError, check_dir
 from ..prompts import Prompt, answer_prompt, reasoning_prompt
-from ..store import Completion, Store, export_jsonl, read_jsonl
+from ..store import Completion, Store, export_jsonl, owned, read_jsonl
 from ..tasks import Sample, Task
 from .base import Budget, Choice, GenerationParams, Request, Teacher, Usage, accuracy, seed_for
 from .recorded import RECORDED_TEACHER, recorded_completions
@@ -45,6 +45,7 @@ def generate(teacher: Teacher, task: Task, store: Store, params: GenerationParam
     What the store already holds (successes) is skipped; a failed completion is asked
     again. Completions are appended to the store as each question finishes.
     """
+    check_limit(limit)
     samples = task.split(part, split)[:limit]
     split_name = f"{split}/{part}"
     done = store.load().done()
@@ -73,6 +74,12 @@ def generate(teacher: Teacher, task: Task, store: Store, params: GenerationParam
         if bar is not None:
             bar.close()
     return summary
+
+
+def check_limit(limit: int | None) -> None:
+    """None (all questions) or N >= 1: a slice [:0] or [:-1] would pass silently."""
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise CotlibError(f"limit={limit}: expected at least 1 question")
 
 
 def _run_groups(groups, ask, workers, budget, usage, summary, bar, on_record) -> None:
@@ -245,32 +252,48 @@ def run_tasks(teacher: Teacher | None, tasks: list[Task], params: GenerationPara
     reached. Returns the consolidated records per task.
     """
     name = teacher.name if teacher else RECORDED_TEACHER
+    recorded = _check_run(teacher, tasks, params, store_dir, out_dir, part, split, limit)
     done = {}
     for task in tasks:
         where = dict(teacher=name, params=params, task=task.name, split=split, part=part)
         out = run_file(out_dir, **where)
         store_path = run_file(store_dir, suffix=".store.jsonl", **where)
-        if not store_path.exists() and out.exists():  # e.g. a fresh clone of committed results
-            export_jsonl(read_jsonl(out), store_path)
-        store = Store(store_path)
-        loaded = store.load()
-        for problem in loaded.problems:
-            report(f"warning: {problem}")
-        if teacher is None:
-            have = loaded.done()
-            for record in recorded_completions(task, params, part, split)[:limit]:
-                if record.key() not in have:
-                    store.append(record)
-        else:
-            summary = generate(teacher, task, store, params, part, split, limit, budget, progress)
-            report(summary.line())
-        done[task.name] = consolidate(store, out)
+        with owned(store_path, report):  # one writer per store: a second `generate` waits
+            if not store_path.exists() and out.exists():  # e.g. a fresh clone of committed results
+                export_jsonl(read_jsonl(out), store_path)
+            store = Store(store_path)
+            loaded = store.load()
+            for problem in loaded.problems:
+                report(f"warning: {problem}")
+            if teacher is None:
+                have = loaded.done()
+                for record in recorded[task.name]:
+                    if record.key() not in have:
+                        store.append(record)
+            else:
+                summary = generate(teacher, task, store, params, part, split, limit, budget,
+                                   progress)
+                report(summary.line())
+            done[task.name] = consolidate(store, out)
         report(f"{task.name}: {len(done[task.name])} completions, teacher accuracy "
                f"{accuracy(done[task.name]):.1f}% -> {out}")
         if teacher is not None and budget.reached(teacher.usage):
             report("budget reached: stopped before the remaining tasks")
             break
     return done
+
+
+def _check_run(teacher, tasks, params, store_dir, out_dir, part, split, limit) -> dict:
+    """Refuse what would fail, before any folder is made; the recorded teacher's records."""
+    check_limit(limit)
+    check_dir(Path(store_dir), "store_dir")
+    check_dir(Path(out_dir), "out_dir")
+    for task in tasks:
+        task.split(part, split)  # an unknown split or part, AQuA's train
+    if teacher is not None:
+        teacher.check()  # the key, the endpoint
+        return {}
+    return {task.name: recorded_completions(task, params, part, split)[:limit] for task in tasks}
 
 
 def load_run(runs_dir: Path, teacher: str, params: GenerationParams, task: Task,
