@@ -29,6 +29,8 @@ def intermediate_answer(task: Task, sample: Sample, rationale: str) -> str | Non
 def intermediate_counts(task: Task, predictions: list[dict]) -> dict:
     """Per task: predictions whose rationale reaches the gold intermediate, and of those the
     ones whose final answer is wrong ("intermediate right, final wrong")."""
+    if task.answer_type not in ("letters", "choice"):  # no intermediate to read
+        return {"task": task.name, "predictions": len(predictions)}
     right = wrong_final = 0
     for p in predictions:
         found = intermediate_answer(task, task.samples()[p["sample_index"]], p["rationale"])
