@@ -162,7 +162,7 @@ def _joined(source: Source, task: Task, root: Path) -> Joined:
     if task.name not in source.tasks:
         raise CotlibError(f"teacher source {source.name} has no completions for task {task.name}; "
                           f"it covers {', '.join(source.tasks)}")
-    if source is RECORDED or source.name == "recorded":
+    if source.name == "recorded":
         return _recorded_joined(task)
     if source.files:
         raws = [r for f in source.files if f.task == task.name for r in read_published(f)]
