@@ -81,12 +81,14 @@ demo: install gemma
 	$(PY) -m cotlib run --profile default
 
 # Refresh the committed notebooks, figures and tables in place from a real run of one profile
-# (`make notebooks PROFILE=full` after `make full`); their first output names the profile.
+# (`make notebooks PROFILE=full` after `make full`); their first output names the profile, and
+# the injected-parameters cell is dropped (papermill's metadata keeps the values).
 PROFILE ?= default
 notebooks: install gemma
 	cd notebooks && for nb in $(DEMO_NOTEBOOKS); do \
 		../$(PY) -m papermill $$nb.ipynb $$nb.ipynb -k python3 --cwd . \
 			$$(test $$nb = 00_data || echo '$(call PROFILE_PARAMS,$(PROFILE))') || exit 1; done
+	$(PY) scripts/strip_injected.py notebooks/*.ipynb
 
 # The paper's whole main table: 9 tasks x 5 methods, ~4 h on 2 CPU cores, resumable (rerun
 # to continue); then `make notebooks PROFILE=full` keeps the full table in the notebooks.

@@ -119,7 +119,10 @@ def test_make_demo_runs_the_default_profile_whatever_a_notebook_last_ran_with():
 def test_committed_notebooks_say_which_profile_made_their_outputs():
     for name in ("02_curation.ipynb", "03_fine_tuning.ipynb", "04_main_results.ipynb"):
         notebook = json.loads((PROJECT / "notebooks" / name).read_text())
-        profile = effective_parameters(notebook, {})["profile"]
+        assert not [c for c in notebook["cells"]
+                    if "injected-parameters" in c["metadata"].get("tags", [])], name
+        ran_with = notebook["metadata"].get("papermill", {}).get("parameters", {})
+        profile = ran_with.get("profile", effective_parameters(notebook, {})["profile"])
         printed = next(c for c in notebook["cells"] if "print(config.name" in "".join(c["source"]))
         first = "".join(printed["outputs"][0]["text"]).splitlines()[0]
         assert first == profile, (name, first, profile)
