@@ -19,6 +19,7 @@ from .data import PROJECT_ROOT, CotlibError, data_root, runs_root
 from .published import PUBLISHED, PublishedFile, Raw, read_published
 from .store import Completion, import_completion_dataset, read_jsonl
 from .tasks import TASKS, Sample, Task, canonical_gold
+from .teachers.base import accuracy  # noqa: F401  (sources.accuracy for callers)
 from .teachers.recorded import RECORDED_TEACHER, log_path, question_key, read_log, recorded
 
 TEACHER_RUNS = PROJECT_ROOT / "results" / "teacher_runs"  # committed consolidated runs
@@ -221,11 +222,6 @@ def check_degree(source: Source, task: Task, degree: int, part: str = "train",
     if degree > most:
         raise CotlibError(f"teacher source {source.name} has at most D={most} completions per "
                           f"question on {task.name} {part}; D={degree} asked")
-
-
-def accuracy(records: list[Completion]) -> float:
-    """Teacher accuracy (%) against our gold; NaN without records."""
-    return 100 * sum(c.correct for c in records) / len(records) if records else float("nan")
 
 
 # --- the `sources` listing ----------------------------------------------------------------
