@@ -133,7 +133,10 @@ def cmd_run(args: argparse.Namespace) -> None:
                           learning_rate=args.learning_rate, test_limit=args.test_limit,
                           validation_size=args.validation_size, teacher=args.teacher,
                           degree=args.D, distinct=args.distinct or None,
-                          answer_format=args.answer_format)
+                          answer_format=args.answer_format,
+                          task_vocab=True if args.task_vocab else None,
+                          schedule=args.schedule, keep=args.keep,
+                          test_every_epoch=True if args.test_every_epoch else None)
     table = main_table(profile, tuple(args.methods) if args.methods else None)
     print(table.round(2).to_string(na_rep="-"))
 
@@ -159,6 +162,16 @@ def add_student_steps(steps) -> None:
     r.add_argument("--answer-format", choices=["paper", "copyable"],
                    help="after `-->`: the answer (paper) or what the student can copy: Last "
                         "Letter's letters spaced out, a choice's text then its letter")
+    r.add_argument("--task-vocab", action="store_true",
+                   help="cut the Fine-tune-CoT student's head to the task's tokens (faster; a "
+                        "departure from the paper)")
+    r.add_argument("--schedule", choices=["linear", "constant"],
+                   help="learning rate: warm-up and linear decay, or constant (the paper's open students)")
+    r.add_argument("--keep", choices=["last", "best"],
+                   help="the student of the last epoch, or of the epoch best on validation")
+    r.add_argument("--test-every-epoch", action="store_true",
+                   help="also score test after every epoch: the paper's best-of-epochs protocol, "
+                        "reported beside ours, never used to choose")
     r.set_defaults(run=cmd_run)
     s = steps.add_parser("sources", help="teacher sources per task: covered train questions, "
                                          "max D, teacher accuracy on our train split")

@@ -18,6 +18,7 @@ from .data import CotlibError
 from .students import prompt_ids, use_bf16
 from .prompts import answer_prompt, few_shot_cot, zero_shot, zero_shot_cot
 from .tasks import Sample, Task
+from .vocabulary import kept_ids
 
 METHODS = ("fine_tune", "vanilla", "zero_shot", "zero_shot_cot", "few_shot_cot")
 
@@ -108,12 +109,15 @@ def greedy(model, input_ids, attention, cache, max_new_tokens: int, finished) ->
     batch and its cache, so the rows still generating run on without computing for it."""
     tokens = [[] for _ in range(len(input_ids))]
     done = [False] * len(input_ids)
+    vocabulary = kept_ids(model)  # a task-vocabulary head scores these ids only
     live = torch.arange(len(input_ids), device=input_ids.device)  # rows in the batch
     positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, -input_ids.shape[1]:]
     for _ in range(max_new_tokens):
         logits = model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
                        cache=cache, use_cache=True, logits_to_keep=1).logits
         chosen = logits[:, -1].argmax(-1)
+        if vocabulary is not None:
+            chosen = vocabulary[chosen]
         for row, token in zip(live.tolist(), chosen.tolist()):
             if not done[row]:
                 tokens[row].append(token)

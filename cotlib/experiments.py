@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import sources
+from . import sources, vocabulary
 from .audit import intermediate_counts
 from .curation import FinetuneSample, curate, report, vanilla
 from .data import CotlibError, runs_root
@@ -21,7 +21,7 @@ from .evaluation import accuracy, evaluate, paper_accuracy
 from .format import ANSWER_FORMATS
 from .prompts import few_shot_exemplars, has_few_shot
 from .store import owned, write_atomic
-from .students import GEMMA, TrainConfig, load_student, train
+from .students import BEST_FILE, GEMMA, TrainConfig, load_student, train
 from .tasks import Task, get_task
 
 
@@ -46,6 +46,8 @@ class Profile:
     degree: int = 1  # D: the first D completions per train question
     distinct: bool = False  # drop exact duplicate rationales of a question (the paper keeps them)
     answer_format: str = "paper"  # or "copyable" (format.answer_field): a departure, its own row
+    test_every_epoch: bool = False  # the paper's protocol, beside ours: a test curve, never read
+    # to choose anything (train.keep="best" chooses the epoch on validation)
 
 
 FULL_TASKS = ("single_eq", "addsub", "multiarith", "svamp", "date_understanding",
@@ -63,6 +65,9 @@ DEPARTURES = ("departures from the paper: Gemma-3-270M student (paper: GPT-3 0.3
               "bf16 autocast where the CPU has fast bf16")
 COPYABLE_DEPARTURE = ("copyable answer after `-->` (Last Letter: letters spaced out; multiple "
                       "choice: the choice text, then its letter); the paper writes the answer")
+TASK_VOCAB_DEPARTURE = ("Fine-tune-CoT students' LM head cut to the tokens of the task's "
+                        "questions and curated completions (vocabulary.py); the input embedding "
+                        "and the baselines keep the full vocabulary")
 PROFILES = {p.name: p for p in [
     Profile("smoke", "tiny", ("coin_flip", "multiarith"),
             TrainConfig(epochs=1, batch_size=4, bf16=False, checkpoint_every=2),
@@ -81,7 +86,9 @@ def get_profile(name: str, tasks: list[str] | None = None, student: str | None =
                 train_limit: int | None = None, test_limit: int | None = None,
                 validation_size: int | None = None, teacher: str | None = None,
                 degree: int | None = None, distinct: bool | None = None,
-                answer_format: str | None = None) -> Profile:
+                answer_format: str | None = None, task_vocab: bool | None = None,
+                schedule: str | None = None, keep: str | None = None,
+                test_every_epoch: bool | None = None) -> Profile:
     """A profile with some settings overridden (None keeps the profile's own); the teacher
     source must cover every task at degree D, checked here before anything runs."""
     if name not in PROFILES:
@@ -100,17 +107,21 @@ def get_profile(name: str, tasks: list[str] | None = None, student: str | None =
         for task in tasks:
             get_task(task)
     train = replace(profile.train, **{k: v for k, v in
-                                      [("epochs", epochs), ("learning_rate", learning_rate)]
-                                      if v is not None})
+                                      [("epochs", epochs), ("learning_rate", learning_rate),
+                                       ("task_vocab", task_vocab), ("schedule", schedule),
+                                       ("keep", keep)] if v is not None})
     changes = {"tasks": tuple(tasks) if tasks else None, "student": student,
                "train_limit": train_limit, "test_limit": test_limit,
                "validation_size": validation_size, "teacher": teacher, "degree": degree,
-               "distinct": distinct, "answer_format": answer_format}
+               "distinct": distinct, "answer_format": answer_format,
+               "test_every_epoch": test_every_epoch}
     if answer_format not in (None, *ANSWER_FORMATS):
         raise CotlibError(f"parameter answer_format={answer_format!r}: choose from "
                           f"{', '.join(ANSWER_FORMATS)}")
     if answer_format == "copyable":
         changes["notes"] = profile.notes + "; " + COPYABLE_DEPARTURE
+    if train.task_vocab and not profile.train.task_vocab:
+        changes["notes"] = changes.get("notes", profile.notes) + "; " + TASK_VOCAB_DEPARTURE
     profile = replace(profile, train=train, **{k: v for k, v in changes.items() if v is not None})
     if teacher is not None or degree is not None:  # asked for: check before anything runs
         source = sources.get_source(profile.teacher)
@@ -127,18 +138,31 @@ def run_dir(profile: Profile, task: str, method: str) -> Path:
     """
     settings = [profile.student, profile.test_limit, profile.max_new_tokens]
     if method in TRAINED:
-        settings += [asdict(profile.train), profile.train_limit, profile.validation_size]
+        train = asdict(train_config(profile, method))
+        for key, default in NEW_TRAIN_DEFAULTS.items():  # older cells keep their hash
+            if train[key] == default:
+                del train[key]
+        settings += [train, profile.train_limit, profile.validation_size]
     teacher = {"teacher": profile.teacher, "degree": profile.degree, "distinct": profile.distinct}
     if method == "fine_tune_cot" and teacher != TEACHER_DEFAULTS:  # older cells keep their hash
         settings.append(teacher)
     if method == "fine_tune_cot" and profile.answer_format != "paper":
         settings.append({"answer_format": profile.answer_format})
+    if method in TRAINED and profile.test_every_epoch:
+        settings.append({"test_every_epoch": True})
     config = json.dumps(settings, sort_keys=True)
     digest = hashlib.sha256(config.encode()).hexdigest()[:8]
     return runs_root() / task / f"{method}-{digest}"
 
 
 TEACHER_DEFAULTS = {"teacher": "recorded", "degree": 1, "distinct": False}
+NEW_TRAIN_DEFAULTS = {"task_vocab": False, "schedule": "linear", "keep": "last"}  # hashed if set
+
+
+def train_config(profile: Profile, method: str) -> TrainConfig:
+    """The profile's training settings for a method: the task vocabulary is Fine-tune-CoT's
+    alone (the baselines keep the full head)."""
+    return profile.train if method == "fine_tune_cot" else replace(profile.train, task_vocab=False)
 
 
 def train_indices(profile: Profile, task: Task) -> tuple[list[int], list[int]]:
@@ -202,19 +226,29 @@ def measure(profile: Profile, task: Task, method: str, out: Path, model, tokeniz
     """Train (trained methods), evaluate, and store the cell in `out`; metrics.json last."""
     metrics: dict = {"task": task.name, "method": method, "profile": profile.name,
                      "student": profile.student}
+    answer_format = profile.answer_format if method == "fine_tune_cot" else "paper"
+    ask = lambda student, questions: evaluate(
+        student, tokenizer, task, questions, EVAL_METHOD.get(method, method),
+        profile.max_new_tokens, profile.eval_batch_size, profile.train.bf16, answer_format)
     if method in TRAINED:
-        model, trained = fine_tuned(model, tokenizer, curated, profile.train, out, log)
+        config = train_config(profile, method)
+        questions = [s.question for s in samples + validation]  # read at test time
+        scores = None
+        if config.keep == "best" or profile.test_every_epoch:
+            scores = lambda student: {  # "test" only as the paper's protocol: never chooses
+                "validation": accuracy(ask(student, validation))["accuracy"],
+                **({"test": accuracy(ask(student, samples))["accuracy"]}
+                   if profile.test_every_epoch else {})}
+        model, trained = fine_tuned(model, tokenizer, curated, config, out, log, questions, scores)
         metrics.update(train_samples=len(curated), **trained)
+        if profile.test_every_epoch:
+            metrics["paper_protocol_best_test"] = max(e["test"] for e in trained["epochs"])
     if method == "fine_tune_cot":
         metrics.update(teacher_source(profile, task, log))
-    answer_format = profile.answer_format if method == "fine_tune_cot" else "paper"
-    ask = lambda questions: evaluate(model, tokenizer, task, questions,
-                                     EVAL_METHOD.get(method, method), profile.max_new_tokens,
-                                     profile.eval_batch_size, profile.train.bf16, answer_format)
     started = time.time()  # evaluation time: validation slice and test
     if validation:
-        metrics["validation"] = accuracy(ask(validation))
-    predictions = ask(samples)
+        metrics["validation"] = accuracy(ask(model, validation))
+    predictions = ask(model, samples)
     metrics.update(accuracy(predictions), eval_seconds=time.time() - started)
     if method == "fine_tune_cot":  # the official code's reading, beside ours (which tables use)
         metrics["accuracy_paper_reading"] = paper_accuracy(task, [asdict(p) for p in predictions])
@@ -241,27 +275,30 @@ def finished(out: Path) -> dict:
 
 
 def fine_tuned(model, tokenizer, curated: list[FinetuneSample], config: TrainConfig,
-               out: Path, log=print) -> tuple:
+               out: Path, log=print, questions: list[str] = (), scores=None) -> tuple:
     """(fine-tuned model, training metrics), trained once and kept in out/model.
 
     A run killed during evaluation reloads the saved student instead of training again.
     """
     saved = out / "model"
     if not (saved / "train.json").is_file():
-        trained = train(model, tokenizer, curated, config, out, log=log)
+        trained = train(model, tokenizer, curated, config, out, log=log, questions=questions,
+                        scores=scores)
         model = trained.pop("model")
         if hasattr(model, "merge_and_unload"):  # LoRA: fold the adapters into the weights
             model = model.merge_and_unload()
         partial = saved.with_name("model.partial")
-        model.save_pretrained(partial)
-        tokenizer.save_pretrained(partial)
-        summary = {k: trained[k] for k in ("total_steps", "tokens", "seconds", "losses")}
+        vocabulary.save(model, tokenizer, partial)
+        summary = {k: trained[k] for k in ("total_steps", "tokens", "seconds", "losses", "epochs")}
         (partial / "train.json").write_text(json.dumps(summary))
         shutil.rmtree(saved, ignore_errors=True)
         os.replace(partial, saved)
         shutil.rmtree(out / "checkpoint", ignore_errors=True)
+        (out / BEST_FILE).unlink(missing_ok=True)
         return model, summary
     model = type(model).from_pretrained(saved, dtype=torch.float32)
+    if (ids := vocabulary.load_ids(saved)) is not None:
+        vocabulary.cut_head(model, ids)
     return model, json.loads((saved / "train.json").read_text())
 
 

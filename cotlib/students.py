@@ -20,12 +20,15 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.nn import LinearCrossEntropyOptions
 from transformers import (AutoModelForCausalLM, AutoTokenizer, LlamaConfig,
                           LlamaForCausalLM, PreTrainedTokenizerFast)
 
 from .curation import FinetuneSample
 from .data import CotlibError, cache_dir
 from .teachers.hf import load_causal_lm
+from .format import prompt_text
+from .vocabulary import TaskHead, cut_head, load_ids, task_token_ids
 
 GEMMA = "gemma-3-270m"
 LOG_EVERY = 10  # optimizer steps between progress lines
@@ -44,6 +47,8 @@ def load_student(name: str) -> tuple[torch.nn.Module, PreTrainedTokenizerFast]:
     model, tokenizer = load_causal_lm(path, dtype=torch.float32)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if (ids := load_ids(path)) is not None:  # a task-vocabulary student
+        cut_head(model, ids)
     return model, tokenizer
 
 
@@ -124,30 +129,39 @@ def collate(encoded: list[tuple[list[int], int]], pad_id: int) -> dict[str, torc
     return {"input_ids": input_ids, "attention_mask": attention, "targets": targets}
 
 
-LOSSES = ("fused", "positions", "plain")
+LOSSES = ("fused", "library", "positions", "plain")
 
 
 def completion_loss(model, batch: dict[str, torch.Tensor], loss: str = "fused",
                     reduction: str = "mean", frozen: FrozenHead | None = None) -> torch.Tensor:
-    """Next-token cross-entropy over completion tokens only (mean or sum). Three exact paths:
+    """Next-token cross-entropy over completion tokens only (mean or sum). Four exact paths:
 
     plain: full logits at every position, then the mask (the Hugging Face recipe);
     positions: the LM head runs only at positions that predict a completion token;
     fused: as positions, and a frozen head's logits are made chunk by chunk together with
-    their gradient, never stored (`frozen`: the head prepared once, e.g. cast to bf16).
+    their gradient, never stored (`frozen`: the head prepared once, e.g. cast to bf16);
+    library: as fused, with torch's chunked `F.linear_cross_entropy`.
+    A task-vocabulary head (vocabulary.TaskHead) scores kept ids: labels become positions.
     """
     if loss not in LOSSES:
         raise CotlibError(f"unknown loss {loss!r}; choose from {', '.join(LOSSES)}")
     predicts = batch["targets"][:, 1:]  # position t predicts token t+1
     labels = batch["input_ids"][:, 1:][predicts]
+    if isinstance(task_head := getattr(model, "module", model).get_output_embeddings(), TaskHead):
+        labels = task_head.positions(labels)
     inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
     keep = torch.zeros_like(batch["targets"])
     keep[:, :-1] = predicts
-    head = fusable_head(model) if loss == "fused" else None
+    head = fusable_head(model) if loss in ("fused", "library") else None
     if head is not None:
+        frozen = frozen or FrozenHead(head.weight)
         with hidden_states_as_logits(head):
             hidden = model(**inputs, logits_to_keep=keep).logits
-        total = FrozenHeadCrossEntropy.apply(hidden, labels, frozen or FrozenHead(head.weight))
+        if loss == "library":
+            total = F.linear_cross_entropy(hidden.to(frozen.weight.dtype), frozen.weight, labels,
+                                           reduction="sum", options=LinearCrossEntropyOptions())
+        else:
+            total = FrozenHeadCrossEntropy.apply(hidden, labels, frozen)
     else:
         if loss == "plain":
             logits = model(**inputs).logits[:, :-1][predicts]
@@ -258,6 +272,9 @@ class TrainConfig:
     bf16: bool | None = None  # bf16 autocast; None: only where bf16 matmuls are fast
     freeze_embeddings: bool = True  # the tied input/output embedding stays pretrained
     loss: str = "fused"  # one of LOSSES: same loss and gradients, different speed
+    task_vocab: bool = False  # cut the head to the task's tokens (vocabulary.py; a departure)
+    schedule: str = "linear"  # warm-up then linear decay; "constant": the paper's open students
+    keep: str = "last"  # the last epoch's weights, or "best": the epoch best on validation
     bucket: bool = True  # rows of similar length share a step (less padding)
     lora_r: int = 0  # > 0: train LoRA adapters (peft) instead of all weights
     max_steps: int | None = None  # stop early (benchmarks); the schedule spans these steps
@@ -270,24 +287,40 @@ class TrainConfig:
                 continue
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= low):
                 raise CotlibError(f"TrainConfig {key}={value!r}: expected a finite number >= {low}")
+        for key, allowed in CHOICES.items():
+            if getattr(self, key) not in allowed:
+                raise CotlibError(f"TrainConfig {key}={getattr(self, key)!r}: choose from "
+                                  f"{', '.join(allowed)}")
+        if self.task_vocab and not self.freeze_embeddings:  # the cut head is a frozen copy
+            raise CotlibError("TrainConfig task_vocab=True needs freeze_embeddings=True")
 
 
+CHOICES = {"loss": LOSSES, "schedule": ("linear", "constant"), "keep": ("last", "best")}
 LOWEST = {"epochs": 1, "learning_rate": 0, "batch_size": 1, "grad_accum": 1, "warmup_ratio": 0,
           "weight_decay": 0, "max_length": 1, "checkpoint_every": 1, "lora_r": 0, "max_steps": 1}
 
 
 def train(model, tokenizer, samples: list[FinetuneSample], config: TrainConfig,
-          out_dir: Path, log=print) -> dict:
+          out_dir: Path, log=print, questions: list[str] = (), scores=None) -> dict:
     """Fine-tune `model` on `samples`; checkpoints in out_dir/checkpoint resume a killed run.
 
-    Returns metrics (steps, tokens, seconds, losses). Works under torchrun or `accelerate launch`.
+    `questions`: what the student will be asked at test time; with config.task_vocab, the
+    head keeps the tokens of these and of the samples. `scores(model)`: accuracies after
+    each epoch, e.g. {"validation": ..}; with config.keep="best" the epoch with the best
+    "validation" score is kept (no other score is read). Returns metrics (steps, tokens,
+    seconds, losses, per-epoch scores). Works under torchrun or `accelerate launch`.
     """
+    if config.keep == "best" and scores is None:
+        raise CotlibError("TrainConfig keep='best' needs validation scores after each epoch")
     from accelerate import Accelerator
 
     if not samples:
         raise CotlibError("no curated samples to train on")
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     torch.manual_seed(config.seed)
+    if config.task_vocab:
+        texts = [s.prompt + s.completion for s in samples] + [prompt_text(q) for q in questions]
+        cut_head(model, task_token_ids(tokenizer, texts))
     model = prepare_trainable(model, config)
     encoded = [encode(tokenizer, s, config.max_length) for s in samples]
     per_step = config.batch_size * config.grad_accum * accelerator.num_processes
@@ -296,17 +329,18 @@ def train(model, tokenizer, samples: list[FinetuneSample], config: TrainConfig,
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                   lr=config.learning_rate, weight_decay=config.weight_decay)
     warmup = max(1, int(config.warmup_ratio * total_steps))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 if
+        config.schedule == "constant" else min(
         (step + 1) / warmup, max(0.0, (total_steps - step) / max(1, total_steps - warmup))))
     model, optimizer = accelerator.prepare(model, optimizer)
     checkpoint = Path(out_dir) / "checkpoint"
     if not checkpoint.exists() and checkpoint.with_name("checkpoint.old").exists():
         os.replace(checkpoint.with_name("checkpoint.old"), checkpoint)  # killed mid-swap
     state = {"step": 0, "losses": [], "tokens": 0, "seconds": 0.0, "step_tokens": [],
-             "step_seconds": []}
+             "step_seconds": [], "epochs": []}
     if (checkpoint / "state.json").is_file():
         accelerator.load_state(str(checkpoint))
-        state = json.loads((checkpoint / "state.json").read_text())
+        state = {"epochs": [], **json.loads((checkpoint / "state.json").read_text())}
         with warnings.catch_warnings():  # replaying the schedule before this process's first step
             warnings.simplefilter("ignore", UserWarning)
             for _ in range(state["step"]):
@@ -353,10 +387,42 @@ def train(model, tokenizer, samples: list[FinetuneSample], config: TrainConfig,
         if state["step"] % LOG_EVERY == 0 or state["step"] == total_steps:
             log(f"step {state['step']}/{total_steps} loss {loss_sum:.3f} "
                 f"{state['tokens'] / state['seconds']:.0f} tokens/s")
-        if state["step"] % config.checkpoint_every == 0 and state["step"] < total_steps:
+        epoch_end = state["step"] % steps_per_epoch == 0 or state["step"] == total_steps
+        if epoch_end and scores is not None:
+            end_of_epoch(accelerator.unwrap_model(model), state, scores, config, out_dir, log)
+            model.train()
+        if ((state["step"] % config.checkpoint_every == 0 or (epoch_end and scores is not None))
+                and state["step"] < total_steps):
             save_checkpoint(accelerator, checkpoint, state)
     accelerator.wait_for_everyone()
-    return {"model": accelerator.unwrap_model(model), **state, "total_steps": total_steps}
+    model = accelerator.unwrap_model(model)
+    if config.keep == "best":
+        best = best_epoch(state["epochs"])
+        log(f"keeping epoch {best['epoch']} (validation {best['validation']:.2f})")
+        model.load_state_dict(torch.load(Path(out_dir) / BEST_FILE), strict=False)
+    return {"model": model, **state, "total_steps": total_steps}
+
+
+BEST_FILE = "best_epoch.pt"  # the trainable weights of the best epoch so far
+
+
+def end_of_epoch(model, state: dict, scores, config: TrainConfig, out_dir: Path, log=print) -> None:
+    """Score the model after an epoch; with keep="best", save its weights if it is the best."""
+    scored = {"epoch": len(state["epochs"]) + 1, "step": state["step"], **scores(model)}
+    state["epochs"].append(scored)
+    log("epoch " + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+                             for k, v in scored.items()))
+    if config.keep == "best" and best_epoch(state["epochs"]) is scored:
+        trained = {k for k, p in model.named_parameters() if p.requires_grad}
+        weights = {k: v for k, v in model.state_dict().items() if k in trained}
+        partial = Path(out_dir) / (BEST_FILE + ".partial")
+        torch.save(weights, partial)
+        os.replace(partial, Path(out_dir) / BEST_FILE)
+
+
+def best_epoch(epochs: list[dict]) -> dict:
+    """The epoch with the highest validation accuracy (the earliest of ties); reads nothing else."""
+    return max(epochs, key=lambda e: e["validation"])
 
 
 def check_finite(accelerator, loss: float, step: int, total_steps: int,

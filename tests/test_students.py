@@ -12,7 +12,7 @@ from cotlib.curation import curate
 from cotlib.data import CotlibError
 from cotlib.students import (LOSSES, FrozenHead, TrainConfig, collate, completion_loss, encode,
                              fusable_head, length_buckets, load_student, prepare_trainable,
-                             tiny_student)
+                             tiny_student, train)
 from cotlib.tasks import get_task
 from cotlib.teachers import recorded
 from conftest import PROJECT
@@ -50,7 +50,7 @@ def gradients(batch, loss, freeze, dtype=None):
 @pytest.mark.parametrize("freeze", [False, True])
 def test_every_loss_path_gives_the_same_gradients(batch, freeze):
     plain = gradients(batch, "plain", freeze)
-    for loss in ("positions", "fused"):
+    for loss in ("positions", "fused", "library"):
         assert torch.allclose(plain, gradients(batch, loss, freeze), atol=1e-6), loss
 
 
@@ -158,3 +158,55 @@ def test_gradient_accumulation_matches_one_big_batch(tmp_path):
     assert train_tiny(tmp_path / "accum", "--batch-size", "2", "--grad-accum", "2").returncode == 0
     for name, tensor in weights(tmp_path / "one").items():
         assert torch.allclose(tensor, weights(tmp_path / "accum")[name], atol=1e-5), name
+
+
+def test_keep_best_chooses_the_epoch_on_validation_never_on_test(tmp_path):
+    task = get_task("coin_flip")
+    samples = curate(task, recorded(task), task.split_indices()["train"])[:8]
+    model, tokenizer = tiny_student()
+    validation, test = iter([10.0, 30.0, 20.0]), iter([90.0, 10.0, 50.0])  # test favours epoch 1
+    snapshots = []
+
+    def scores(student):
+        snapshots.append({k: v.clone() for k, v in student.state_dict().items()})
+        return {"validation": next(validation), "test": next(test)}
+
+    config = TrainConfig(epochs=3, batch_size=4, bf16=False, keep="best", learning_rate=1e-2,
+                         checkpoint_every=1)
+    result = train(model, tokenizer, samples, config, tmp_path, log=lambda _: None, scores=scores)
+    assert [e["validation"] for e in result["epochs"]] == [10.0, 30.0, 20.0]
+    assert [e["epoch"] for e in result["epochs"]] == [1, 2, 3]
+    kept = result["model"].state_dict()
+    assert all(torch.equal(kept[k], snapshots[1][k]) for k in kept)  # epoch 2's weights
+    assert not all(torch.equal(kept[k], snapshots[2][k]) for k in kept)
+
+
+def test_keep_best_without_validation_scores_is_refused(tmp_path):
+    model, tokenizer = tiny_student()
+    with pytest.raises(CotlibError, match="keep='best' needs validation scores"):
+        train(model, tokenizer, [], TrainConfig(keep="best"), tmp_path)
+    with pytest.raises(CotlibError, match="schedule='cosine'"):
+        TrainConfig(schedule="cosine")
+
+
+def test_constant_schedule_keeps_the_learning_rate(tmp_path):
+    task = get_task("coin_flip")
+    samples = curate(task, recorded(task), task.split_indices()["train"])[:8]
+    seen = []
+    for schedule in ("constant", "linear"):
+        model, tokenizer = tiny_student()
+        config = TrainConfig(epochs=2, batch_size=4, bf16=False, schedule=schedule)
+        original = torch.optim.AdamW.step
+
+        def step(self, *args, **kwargs):
+            seen.append((schedule, self.param_groups[0]["lr"]))
+            return original(self, *args, **kwargs)
+
+        torch.optim.AdamW.step = step
+        try:
+            train(model, tokenizer, samples, config, tmp_path / schedule, log=lambda _: None)
+        finally:
+            torch.optim.AdamW.step = original
+    assert {lr for s, lr in seen if s == "constant"} == {1e-4}
+    linear = [lr for s, lr in seen if s == "linear"]
+    assert linear == sorted(linear, reverse=True) and linear[-1] < linear[0]  # decays
