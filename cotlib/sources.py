@@ -18,7 +18,7 @@ from pathlib import Path
 from .data import PROJECT_ROOT, CotlibError, data_root, runs_root
 from .published import PUBLISHED, PublishedFile, Raw, read_published
 from .store import Completion, import_completion_dataset, read_jsonl
-from .tasks import TASKS, Sample, Task, canonical_gold
+from .tasks import TASKS, Sample, Task, all_tasks, canonical_gold
 from .teachers.base import accuracy  # noqa: F401  (sources.accuracy for callers)
 from .teachers.recorded import RECORDED_TEACHER, log_path, question_key, read_log, recorded
 
@@ -257,6 +257,7 @@ def coverage_table(tasks: list[str] | None = None):
         except CotlibError as e:
             rows.append({"source": source.name, "teacher": source.teacher, "problem": str(e)})
             continue
-        rows += [coverage(source, TASKS[name]) for name in covered
-                 if name in TASKS and (not tasks or name in tasks)]
+        known = all_tasks()  # the task files of $COTLIB_TASKS too
+        rows += [coverage(source, known[name]) for name in covered
+                 if name in known and (not tasks or name in tasks)]
     return pd.DataFrame(rows)
