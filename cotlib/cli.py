@@ -28,7 +28,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
     from .tasks import get_task  # noqa: PLC0415
     params = teachers.GenerationParams(args.method, args.D, args.T, args.max_tokens,
                                        args.answer_max_tokens, args.seed)
-    tasks = [get_task(name) for name in args.task]
+    tasks = [get_task(name) for name in _task_names(args.task, args)]
     teacher = teachers.make_teacher(args.teacher, args.model, **_teacher_options(args))
     store_dir = args.store_dir or runs_root() / "teachers"  # where `run` and sources look too
     runs = teachers.run_tasks(teacher, tasks, params, store_dir, args.out or store_dir,
@@ -40,6 +40,16 @@ def cmd_generate(args: argparse.Namespace) -> None:
             path = teachers.run_file(args.out or store_dir, records[0].teacher, params, task,
                                      args.split, args.part, ".completion_dataset.json")
             export_completion_dataset(records, path, records[0].teacher, params.method)
+
+
+def _task_names(names: list[str] | None, args: argparse.Namespace) -> list[str]:
+    """The tasks asked for by name, else those of --task-file."""
+    if names:
+        return names
+    files = [Path(p).name.removesuffix(".jsonl") for p in args.task_file or []]
+    if not files:
+        raise CotlibError(f"{args.step}: name a task (--task) or give a --task-file")
+    return files
 
 
 def _teacher_options(args: argparse.Namespace) -> dict:
@@ -77,16 +87,20 @@ def _interrupt(*_) -> None:
     raise KeyboardInterrupt
 
 
-def add_teacher_steps(steps) -> None:
-    """`generate` (step 1: rationales from a teacher) and `serve` (a local teacher)."""
-    g = steps.add_parser("generate", help="step 1: ask a teacher for Zero-shot-CoT rationales")
+def task_files_parser() -> argparse.ArgumentParser:
+    """--task-file, shared by every step that takes tasks."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--task-file", type=Path, action="append",
+                   help="a task file <name>.jsonl (with <name>.task.json beside it), known as "
+                        "<name> like a built-in task; repeatable (or: a folder in $COTLIB_TASKS)")
+    return p
+
+
+def teacher_arguments(g: argparse.ArgumentParser) -> None:
+    """Who the teacher is and how it is asked (generate and distil)."""
     g.add_argument("--teacher", default="recorded", help="recorded, openai, local or hf")
     g.add_argument("--model", default="", help="model name (openai), local model name "
                    "(local: qwen2.5-coder-1.5b, ...) or directory (hf)")
-    g.add_argument("--task", nargs="+", required=True)
-    g.add_argument("--split", default="default")
-    g.add_argument("--part", default="train")
-    g.add_argument("--limit", type=int, help="only the first N questions of the part")
     g.add_argument("--D", type=int, default=1, help="degree of diverse reasoning")
     g.add_argument("--T", type=float, default=0.0, help="sampling temperature")
     g.add_argument("--method", default="zs_cot", help="zs_cot, fs_cot or zs")
@@ -107,13 +121,24 @@ def add_teacher_steps(steps) -> None:
     g.add_argument("--max-cost", type=float, help="budget in USD: stop cleanly when reached")
     g.add_argument("--max-total-tokens", type=int, help="budget in tokens")
     g.add_argument("--batch-size", type=int, default=8, help="hf: questions per batch")
+    g.add_argument("--no-progress", action="store_true")
+
+
+def add_teacher_steps(steps) -> None:
+    """`generate` (step 1: rationales from a teacher) and `serve` (a local teacher)."""
+    g = steps.add_parser("generate", help="step 1: ask a teacher for Zero-shot-CoT rationales",
+                         parents=[task_files_parser()])
+    g.add_argument("--task", nargs="+", help="task names (default: those of --task-file)")
+    g.add_argument("--split", default="default")
+    g.add_argument("--part", default="train")
+    g.add_argument("--limit", type=int, help="only the first N questions of the part")
+    teacher_arguments(g)
     g.add_argument("--store-dir", type=Path,
                    help="durable JSONL stores (default: $COTLIB_RUNS/teachers, else runs/teachers "
                         "in the project)")
     g.add_argument("--out", type=Path, help="where consolidated files go (default: store dir)")
     g.add_argument("--upstream-json", action="store_true",
                    help="also write reasoning-teacher CompletionDataset JSON")
-    g.add_argument("--no-progress", action="store_true")
     g.set_defaults(run=cmd_generate)
     s = steps.add_parser("serve", help="serve a local teacher on 127.0.0.1 (llama.cpp)")
     s.add_argument("--model", default="qwen2.5-coder-1.5b")
@@ -129,7 +154,8 @@ def add_teacher_steps(steps) -> None:
 
 def cmd_run(args: argparse.Namespace) -> None:
     from .experiments import get_profile, main_table  # noqa: PLC0415
-    profile = get_profile(args.profile, tasks=args.tasks, epochs=args.epochs,
+    names = _task_names(args.tasks, args) if args.tasks or args.task_file else None
+    profile = get_profile(args.profile, tasks=names, epochs=args.epochs,
                           learning_rate=args.learning_rate, test_limit=args.test_limit,
                           validation_size=args.validation_size, teacher=args.teacher,
                           degree=args.D, distinct=args.distinct or None,
@@ -143,9 +169,11 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 def add_student_steps(steps) -> None:
     r = steps.add_parser("run", help="steps 2-3 and the main table: curate, fine-tune, evaluate "
-                                     "(finished runs under runs/ are reused)")
+                                     "(finished runs under runs/ are reused)",
+                         parents=[task_files_parser()])
     r.add_argument("--profile", default="default", help="smoke | default | full")
-    r.add_argument("--tasks", nargs="*", help="task names (default: the profile's)")
+    r.add_argument("--tasks", nargs="*", help="task names (default: those of --task-file, else "
+                                              "the profile's)")
     r.add_argument("--methods", nargs="*", help="fine_tune_cot vanilla zero_shot zero_shot_cot "
                                                 "few_shot_cot (default: all)")
     r.add_argument("--epochs", type=int)
@@ -174,9 +202,56 @@ def add_student_steps(steps) -> None:
                         "reported beside ours, never used to choose")
     r.set_defaults(run=cmd_run)
     s = steps.add_parser("sources", help="teacher sources per task: covered train questions, "
-                                         "max D, teacher accuracy on our train split")
+                                         "max D, teacher accuracy on our train split",
+                         parents=[task_files_parser()])
     s.add_argument("--task", nargs="*", help="only these tasks")
     s.set_defaults(run=cmd_sources)
+
+
+def cmd_distil(args: argparse.Namespace) -> None:
+    from . import teachers  # noqa: PLC0415
+    from .distil import distil  # noqa: PLC0415
+    from .experiments import get_profile  # noqa: PLC0415
+    from .tasks import get_task  # noqa: PLC0415
+    names = _task_names([args.task] if args.task else None, args)
+    if len(names) != 1:
+        raise CotlibError(f"distil takes one task; got {', '.join(names)}")
+    task = get_task(names[0])  # a bad task file stops here, before anything is written
+    profile = get_profile(args.profile, tasks=[task.name], student=args.student,
+                          epochs=args.epochs, learning_rate=args.learning_rate,
+                          validation_size=args.validation_size, test_limit=args.test_limit)
+    params = teachers.GenerationParams(args.method, args.D, args.T, args.max_tokens,
+                                       args.answer_max_tokens, args.seed)
+    baselines = tuple(b for b in args.baselines.split(",") if b)
+    results = distil(task, profile, args.teacher, args.model, _teacher_options(args), params,
+                     baselines, args.out or runs_root() / "distil" / task.name,
+                     teachers.Budget(args.max_cost, args.max_total_tokens),
+                     progress=not args.no_progress)
+    for method, metrics in results.items():
+        print(f"{method}: {metrics['accuracy']:.2f} % (95 % CI {metrics['ci_low']:.1f}-"
+              f"{metrics['ci_high']:.1f}, n={metrics['n']})")
+
+
+def add_distil_step(steps) -> None:
+    d = steps.add_parser("distil", parents=[task_files_parser()],
+                         help="the whole method on one task: teacher rationales on the train "
+                              "split, curation, the student, evaluation on test (each step "
+                              "reused when done); writes the student with a model card")
+    d.add_argument("--task", help="a task name (default: that of --task-file)")
+    teacher_arguments(d)
+    d.add_argument("--profile", default="default",
+                   help="student and training settings: smoke | default | full")
+    d.add_argument("--student", help="gemma-3-270m, tiny or a model directory "
+                                     "(default: the profile's)")
+    d.add_argument("--epochs", type=int)
+    d.add_argument("--learning-rate", type=float)
+    d.add_argument("--validation-size", type=int, help="hold out the last N train questions")
+    d.add_argument("--test-limit", type=int, help="first N test questions")
+    d.add_argument("--baselines", default="", help="comma-separated: vanilla, zero_shot, "
+                                                   "zero_shot_cot, few_shot_cot (default: none)")
+    d.add_argument("--out", type=Path, help="where the student, train.jsonl and results.json go "
+                                            "(default: $COTLIB_RUNS/distil/<task>)")
+    d.set_defaults(run=cmd_distil)
 
 
 def cmd_sources(args: argparse.Namespace) -> None:
@@ -193,8 +268,8 @@ def cmd_sources(args: argparse.Namespace) -> None:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m cotlib", description=__doc__)
     steps = p.add_subparsers(dest="step", required=True)
-    steps.add_parser("tasks", help="the 12 tasks: sizes and recorded teacher accuracy"
-                     ).set_defaults(run=cmd_tasks)
+    steps.add_parser("tasks", help="the 12 tasks and task files: sizes and recorded teacher "
+                     "accuracy", parents=[task_files_parser()]).set_defaults(run=cmd_tasks)
     d = steps.add_parser("download", help="fetch the data files at their pinned commits")
     d.add_argument("--dest", type=Path, default=cache_dir() / "data",
                    help="where to put them (default: %(default)s)")
@@ -203,12 +278,16 @@ def parser() -> argparse.ArgumentParser:
     d.set_defaults(run=cmd_download)
     add_teacher_steps(steps)
     add_student_steps(steps)
+    add_distil_step(steps)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        if getattr(args, "task_file", None):
+            from .tasks import use_task_files  # noqa: PLC0415
+            use_task_files(args.task_file)
         args.run(args)
     except CotlibError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -368,7 +368,7 @@ def main_table(profile: Profile, methods: tuple[str, ...] | None = None, log=pri
         task = get_task(name)
         rows.setdefault("Random", {})[name] = task.random_accuracy()
         rows.setdefault("Teacher (175B, recorded)", {})[name] = sources.accuracy(
-            sources.completions(sources.RECORDED, task, "test"))
+            sources.completions(sources.RECORDED, task, "test")) if task.log else float("nan")
         for method in methods or profile.methods:
             if not has_cell(task, method):
                 log(f"{name}: {method} skipped: no exemplars for this task")
@@ -379,7 +379,8 @@ def main_table(profile: Profile, methods: tuple[str, ...] | None = None, log=pri
                                                                        log=log)["accuracy"]
     paper = paper_results()
     for key in PAPER_ROWS:
-        rows[f"paper: {key[1]} {key[0]} {key[2]}"] = paper.loc[key, list(profile.tasks)].to_dict()
+        rows[f"paper: {key[1]} {key[0]} {key[2]}"] = paper.loc[key].reindex(  # task files: NaN
+            list(profile.tasks)).to_dict()
     return pd.DataFrame(rows).T[list(profile.tasks)]
 
 

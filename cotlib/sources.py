@@ -9,6 +9,7 @@ match no question are counted, and `completions` is the one guard that keeps a s
 """
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from pathlib import Path
 from .data import PROJECT_ROOT, CotlibError, data_root, runs_root
 from .published import PUBLISHED, PublishedFile, Raw, read_published
 from .store import Completion, import_completion_dataset, read_jsonl
-from .tasks import TASKS, Sample, Task, canonical_gold
+from .tasks import TASKS, Sample, Task, all_tasks, canonical_gold
 from .teachers.base import accuracy  # noqa: F401  (sources.accuracy for callers)
 from .teachers.recorded import RECORDED_TEACHER, log_path, question_key, read_log, recorded
 
@@ -33,7 +34,7 @@ class Source:
     style: str  # how the teacher was prompted
     temperature: float | None  # T; None: not stated
     files: tuple[PublishedFile, ...] = ()  # published sources
-    location: str = ""  # run folder or CompletionDataset file
+    location: str = ""  # run folders (os.pathsep between them) or CompletionDataset file
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -66,16 +67,19 @@ def published_sources() -> list[Source]:
 
 
 def run_sources() -> list[Source]:
-    """Our own teacher runs: committed ones, then consolidated runs under runs/teachers."""
-    found: dict[str, Source] = {}
+    """Our own teacher runs: committed ones, then consolidated runs under runs/teachers (a run
+    in both places reads each task from the first that has it)."""
+    found: dict[str, list[str]] = {}
     for root in (TEACHER_RUNS, runs_root() / "teachers"):
-        for folder in sorted(p.parent for p in Path(root).glob("*/*/*.jsonl.gz")):
-            spec = f"run:{folder.parent.name}/{folder.name}"
-            temperature = re.search(r"_T([\d.]+)_", folder.name)
-            found.setdefault(spec, Source(spec, folder.parent.name, "Zero-shot-CoT (two stages)",
-                                          float(temperature[1]) if temperature else None,
-                                          location=str(folder)))
-    return list(found.values())
+        for folder in sorted({p.parent for p in Path(root).glob("*/*/*.jsonl.gz")}):
+            found.setdefault(f"run:{folder.parent.name}/{folder.name}", []).append(str(folder))
+    sources = []
+    for spec, folders in found.items():
+        temperature = re.search(r"_T([\d.]+)_", spec)
+        sources.append(Source(spec, Path(folders[0]).parent.name, "Zero-shot-CoT (two stages)",
+                              float(temperature[1]) if temperature else None,
+                              location=os.pathsep.join(folders)))
+    return sources
 
 
 def all_sources() -> list[Source]:
@@ -96,8 +100,13 @@ def get_source(spec: str) -> Source:
     return known[spec]
 
 
-def _run_files(folder: str) -> list[Path]:
-    return sorted(Path(folder).glob("*__*__*.jsonl.gz"))
+def _run_files(location: str) -> list[Path]:
+    """A run's consolidated files; a file name in an earlier folder hides the later ones."""
+    files: dict[str, Path] = {}
+    for folder in location.split(os.pathsep):
+        for path in sorted(Path(folder).glob("*__*__*.jsonl.gz")):
+            files.setdefault(path.name, path)
+    return sorted(files.values())
 
 
 # --- joining: question text -> our samples; answers -> our gold's terms -------------------
@@ -257,6 +266,7 @@ def coverage_table(tasks: list[str] | None = None):
         except CotlibError as e:
             rows.append({"source": source.name, "teacher": source.teacher, "problem": str(e)})
             continue
-        rows += [coverage(source, TASKS[name]) for name in covered
-                 if name in TASKS and (not tasks or name in tasks)]
+        known = all_tasks()  # the task files of $COTLIB_TASKS too
+        rows += [coverage(source, known[name]) for name in covered
+                 if name in known and (not tasks or name in tasks)]
     return pd.DataFrame(rows)

@@ -1,10 +1,12 @@
 """The paper's 12 tasks: samples, official splits, answer trigger, answer extraction, metric.
 
-Adding a task touches one place: the `TASKS` registry at the bottom.
+Adding a task touches one place: the `TASKS` registry at the bottom, or a task file (a JSONL
+of questions and answers, see `task_files`) in a folder named by `$COTLIB_TASKS`.
 """
 from __future__ import annotations
 
 import math
+import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -58,6 +60,17 @@ def only_letters(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFC", text).lower() if c.isalpha())
 
 
+def extract_text(text: str) -> str:
+    """Free text: the first line, without surrounding quotes and a closing full stop."""
+    line = next((l for l in text.strip().splitlines() if l.strip()), "")
+    return line.strip().strip("\"'").removesuffix(".").strip()
+
+
+def normal_text(text: str) -> str:
+    """Lowercase words without punctuation, single-spaced: the free-text comparison."""
+    return " ".join(re.sub(r"[^\w\s]", " ", unicodedata.normalize("NFC", text).lower()).split())
+
+
 def canonical_gold(answer: str) -> str:
     """Gold answer written the way the logs wrote it ("43.0" -> "43")."""
     return answer[:-2] if answer.endswith(".0") else answer
@@ -70,6 +83,8 @@ ANSWER_TYPES = {
     "yes_no": (lambda text, task: extract_yes_no(text), lambda p, g: p == g.strip().lower()),
     "letters": (lambda text, task: extract_letters(text),
                 lambda p, g: bool(p) and only_letters(p) == only_letters(g)),
+    "text": (lambda text, task: extract_text(text),
+             lambda p, g: bool(normal_text(p)) and normal_text(p) == normal_text(g)),
 }
 
 
@@ -132,24 +147,29 @@ class Task:
     name: str
     title: str
     category: str  # the paper's grouping: arithmetic / other / symbolic / common sense
-    answer_type: str  # number / choice / yes_no / letters
+    answer_type: str  # number / choice / yes_no / letters / text
     trigger: str  # the Zero-shot-CoT answer trigger
-    log: str  # stem of the text-davinci-002 log in zero_shot_cot/log/
+    log: str  # stem of the text-davinci-002 log in zero_shot_cot/log/ ("": none)
     load: Callable[[str, Path], list[Sample]] = load_reasoning_teacher
     letters: str = ""  # choice letters of choice tasks
     split_names: tuple[str, ...] = ("default",)
     unavailable: dict[str, str] = field(default_factory=dict)  # split -> why it is missing
+    split_file: Path | None = None  # a task file's split (task_files); None: the paper's
 
     def samples(self) -> dict[int, Sample]:
         """All available samples by sample_index."""
-        return _load_samples(self, data_root())
+        return _load_samples(self, self.split_file.parent if self.split_file else data_root())
 
     def split_indices(self, split: str = "default") -> dict[str, list[int]]:
         if split not in self.split_names:
             raise CotlibError(f"task {self.name} has no split {split!r}; "
                               f"choose from {', '.join(self.split_names)}")
-        path = f"reasoning_teacher/split/{self.name}__{split}.json"
-        parts = read_json(path)
+        if self.split_file:  # a task file's split lies beside it (parts and their provenance)
+            path, drawn = self.split_file, read_json(self.split_file.name, self.split_file.parent)
+            parts = {k: drawn[k] for k in ("train", "test") if k in drawn}
+        else:
+            path = f"reasoning_teacher/split/{self.name}__{split}.json"
+            parts = read_json(path)
         shaped = isinstance(parts, dict) and {"train", "test"} <= parts.keys() and all(
             isinstance(v, list) and all(isinstance(i, int) for i in v) for v in parts.values())
         if not shaped:
@@ -229,7 +249,47 @@ TASKS: dict[str, Task] = {t.name: t for t in [
 ]}
 
 
+def task_file_paths() -> dict[str, Path]:
+    """Users' task files by name: `<name>.jsonl` in the folders (or the files themselves)
+    listed in $COTLIB_TASKS, separated by os.pathsep. A name of a built-in task is an error."""
+    found: dict[str, Path] = {}
+    for entry in filter(None, os.environ.get("COTLIB_TASKS", "").split(os.pathsep)):
+        path = Path(entry)
+        if not path.exists():
+            raise CotlibError(f"COTLIB_TASKS: no task file or folder {path}")
+        for file in sorted(path.glob("*.jsonl")) if path.is_dir() else [path]:
+            name = file.name.removesuffix(".jsonl")
+            if file.suffix != ".jsonl" or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+                raise CotlibError(f"{file}: a task file is named <name>.jsonl, the name made of "
+                                  "letters, digits, '_', '-' and '.'")
+            if name in TASKS:
+                raise CotlibError(f"{file}: task name {name!r} clashes with a built-in task; "
+                                  "rename the file")
+            if found.get(name, file).resolve() != file.resolve():
+                raise CotlibError(f"{file}: task name {name!r} is also {found[name]}")
+            found[name] = file
+    return found
+
+
+def use_task_files(paths: list[Path]) -> None:
+    """Make task files known by name to this process and its children (`--task-file`)."""
+    listed = [str(Path(p).resolve()) for p in paths]
+    os.environ["COTLIB_TASKS"] = os.pathsep.join(
+        [*listed, *filter(None, os.environ.get("COTLIB_TASKS", "").split(os.pathsep))])
+
+
+def all_tasks() -> dict[str, Task]:
+    """The built-in tasks, then the task files of $COTLIB_TASKS."""
+    from .task_files import file_task  # noqa: PLC0415  (task_files builds on this module)
+    return {**TASKS, **{name: file_task(path) for name, path in task_file_paths().items()}}
+
+
 def get_task(name: str) -> Task:
-    if name not in TASKS:
-        raise CotlibError(f"unknown task {name!r}; choose from {', '.join(TASKS)}")
-    return TASKS[name]
+    files = task_file_paths()  # first: a task file clashing with a built-in name is an error
+    if name in TASKS:
+        return TASKS[name]
+    if name not in files:
+        raise CotlibError(f"unknown task {name!r}; choose from {', '.join([*TASKS, *files])} "
+                          "or add a task file (--task-file or $COTLIB_TASKS)")
+    from .task_files import file_task  # noqa: PLC0415
+    return file_task(files[name])

@@ -188,3 +188,24 @@ def test_answer_parsing_of_published_formats():
     assert split_final("Yes, frost is common.") == ("Yes, frost is common.", "")
     assert _evaluate("(84 / 2)") == "42" and _evaluate("( 3.0 - 1.5 ) * 2") == "3"
     assert _evaluate("__import__('os')") == ""
+
+
+def test_a_run_in_results_and_in_runs_reads_each_task_where_it_is(runs, monkeypatch, tmp_path):
+    # the committed greedy Qwen run has five tasks; a task file's run of the same teacher and
+    # parameters lands under runs/teachers and must not be hidden by the committed folder
+    from cotlib.store import export_jsonl
+    from test_task_files import write_task
+    monkeypatch.setenv("COTLIB_TASKS", str(tmp_path / "tasks"))
+    write_task(tmp_path / "tasks")
+    task = get_task("sums")
+    spec = "run:qwen2.5-coder-1.5b/zs_cot_T0_max256_ans32_seed0"
+    sample = task.split("train")[0]
+    export_jsonl([Completion("qwen2.5-coder-1.5b", "zs_cot_T0_max256_ans32_seed0", "sums",
+                             "default/train", sample.sample_index, 0, sample.question,
+                             sample.answer, rationale="Adding.", answer_text=sample.answer,
+                             prediction=sample.answer, correct=True)],
+                 runs / "teachers" / spec.removeprefix("run:") / "sums__default__train.jsonl.gz")
+    source = sources.get_source(spec)
+    assert {"multiarith", "svamp", "sums"} <= set(source.tasks)
+    assert [c.sample_index for c in sources.completions(source, task)] == [sample.sample_index]
+    assert len(sources.completions(source, get_task("multiarith"))) == 100  # still the committed

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..store import Completion, write_atomic
-from ..tasks import TASKS, Task
+from ..tasks import TASKS, Task, all_tasks
 from .base import accuracy
 from .recorded import accuracy_of_recorded, log_path, read_log, recorded
 
@@ -94,24 +94,25 @@ def teacher_accuracy(task: Task, part: str | None, strict: bool = False) -> floa
 
 
 def task_table() -> pd.DataFrame:
-    """One row per task: type, split sizes, answer type, random and recorded-teacher accuracy.
+    """One row per task (the task files of $COTLIB_TASKS too): type, split sizes, answer type,
+    random and recorded-teacher accuracy.
 
     Teacher accuracy uses the fair comparison (numeric equality, letters only for last
     letters); `teacher_log_strict` re-scores every logged question with exact strings.
     """
     rows = []
-    for task in TASKS.values():
+    for task in all_tasks().values():
         sizes = {part: len(indices) for part, indices in task.split_indices().items()}
-        logged = len(read_log(log_path(task), task.trigger))
-        rows.append({
-            "task": task.name, "type": task.category, "train": sizes["train"],
-            "test": sizes["test"], "answer_type": task.answer_type,
-            "random": task.random_accuracy(),
-            "teacher_train": teacher_accuracy(task, "train"),
-            "teacher_test": teacher_accuracy(task, "test"),
-            "teacher_log_strict": teacher_accuracy(task, None, strict=True),
-            "log_matched": 100 * len(recorded(task)) / logged,
-        })
+        row = {"task": task.name, "type": task.category, "train": sizes["train"],
+               "test": sizes["test"], "answer_type": task.answer_type,
+               "random": task.random_accuracy()}
+        if task.log:  # a task file has no recorded teacher
+            logged = len(read_log(log_path(task), task.trigger))
+            row.update(teacher_train=teacher_accuracy(task, "train"),
+                       teacher_test=teacher_accuracy(task, "test"),
+                       teacher_log_strict=teacher_accuracy(task, None, strict=True),
+                       log_matched=100 * len(recorded(task)) / logged)
+        rows.append(row)
     return pd.DataFrame(rows).set_index("task")
 
 
