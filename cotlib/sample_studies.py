@@ -11,7 +11,7 @@ import hashlib
 import io
 import random
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import pandas as pd
@@ -52,8 +52,12 @@ def finished_cells(profile: Profile, cells: list[dict] = (), log=print) -> list[
     found = []
     for cell in wanted:
         settings = {k: v for k, v in cell.items() if k != "task"}
-        chosen = replace(profile, **settings)
+        unknown = set(settings) - {f.name for f in fields(Profile)}
+        if unknown or "task" not in cell:
+            raise CotlibError(f"cell {cell}: expected a task and profile settings "
+                              f"(teacher, degree, answer_format ...), not {sorted(unknown)}")
         get_task(cell["task"])  # an unknown task: one clear line
+        chosen = replace(profile, **settings)
         path = run_dir(chosen, cell["task"], "fine_tune_cot")
         if finished(path):
             found.append(Cell(cell["task"], chosen, path))

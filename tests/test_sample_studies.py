@@ -92,6 +92,8 @@ def test_a_cell_not_run_is_left_out_with_a_line(runs):
     assert len(said) == 2 and "not run yet" in said[1] and "multiarith" in said[1]
     with pytest.raises(CotlibError, match="unknown task 'nope'"):
         studies.finished_cells(profile, [{"task": "nope"}])
+    with pytest.raises(CotlibError, match=r"not \['D'\]"):
+        studies.finished_cells(profile, [{"task": "coin_flip", "D": 4}])
 
 
 def test_label_sheet_samples_wrong_answers_and_every_correct_choice(runs):
