@@ -126,3 +126,21 @@ def test_committed_notebooks_say_which_profile_made_their_outputs():
         printed = next(c for c in notebook["cells"] if "print(config.name" in "".join(c["source"]))
         first = "".join(printed["outputs"][0]["text"]).splitlines()[0]
         assert first == profile, (name, first, profile)
+
+
+def test_07_sample_studies_on_a_smoke_cell(tmp_path, runs):
+    from test_sample_studies import finished_cell  # a finished cell of real rationales, no training
+    finished_cell("date_understanding", tasks=["date_understanding"])
+    nb = execute("07_sample_studies.ipynb", tmp_path, profile="smoke", tasks=["date_understanding"],
+                 cells=[{"task": "date_understanding", "degree": 2}],
+                 labels_file=str(PROJECT / "results/error_labels.csv"), errors_per_task=5)
+    assert not [c for c in nb["cells"] if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+    assert (tmp_path / "figures/sample_lengths_smoke.png").stat().st_size > 10_000
+    assert (tmp_path / "figures/sample_lengths_smoke.pdf").exists()
+    sheet = (tmp_path / "results/error_label_sheet_smoke.csv").read_text().splitlines()
+    assert sheet[0].startswith("task,run,sample_index,correct,output_sha,label,note")
+    assert len(sheet) > 5 and (tmp_path / "results/sample_diversity_smoke.csv").exists()
+    outputs = ["".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/markdown", ""))
+               for c in nb["cells"] for o in c.get("outputs", [])]
+    assert any("not run yet, left out" in o for o in outputs)  # the D=2 cell
+    assert "No labelled wrong answers" in outputs[-1]  # the committed labels are other runs'
