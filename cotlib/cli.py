@@ -166,6 +166,51 @@ def add_student_steps(steps) -> None:
     s.set_defaults(run=cmd_sources)
 
 
+def cmd_study(args: argparse.Namespace) -> None:
+    from . import studies  # noqa: PLC0415
+    from .experiments import get_profile  # noqa: PLC0415
+    from .store import write_atomic  # noqa: PLC0415
+    profile = get_profile(args.profile, epochs=args.epochs, learning_rate=args.learning_rate)
+    options = {"run_missing": not args.plan, "log": (lambda _: None) if args.plan else print}
+    if args.study == "diverse":
+        table = studies.diverse_table(profile, args.tasks, tuple(args.budget), args.D, **options)
+        shown = ["task", "teacher", "budget", "D"]
+    else:
+        table = studies.teacher_table(profile, args.tasks, **options)
+        shown = ["task", "teacher", "teacher_train_accuracy"]
+    shown += ["train_samples", "optimizer_steps", "validation", "accuracy", "ci_low", "ci_high"]
+    if args.plan:
+        table["seconds_to_run"] = studies.seconds_to_run(table)
+        shown.append("seconds_to_run")
+    print(table[shown].round(2).to_string(index=False, na_rep="-"))
+    if args.plan:
+        total = table.drop_duplicates("cell").seconds_to_run.sum()
+        print(f"still to run: {total / 3600:.1f} h (estimated from the finished cells of each "
+              "task; the reference cells not included)")
+    if args.study == "teachers":
+        print(studies.rank_correlation(table).round(2).to_string(index=False, na_rep="-"))
+    if args.out and not args.plan:
+        write_atomic(args.out, table.round(2).to_csv(index=False))
+
+
+def add_study_step(steps) -> None:
+    s = steps.add_parser("study", help="notebook 05's studies: diverse reasoning (each D) or "
+                         "teachers (each source at D=1); runs missing cells, reuses finished ones")
+    s.add_argument("study", choices=["diverse", "teachers"])
+    s.add_argument("--profile", default="default", help="smoke | default | full")
+    s.add_argument("--tasks", nargs="*", help="tasks of the study's plan (default: all of them)")
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--learning-rate", type=float)
+    s.add_argument("--budget", nargs="+", default=["epochs"], choices=["epochs", "steps"],
+                   help="diverse: epochs (every D the profile's epochs, as the paper) and/or "
+                        "steps (every D the optimizer steps of D=1)")
+    s.add_argument("--D", type=int, nargs="+", help="diverse: only these degrees of the plan")
+    s.add_argument("--plan", action="store_true",
+                   help="train nothing: list the cells, their size and estimated seconds to run")
+    s.add_argument("--out", type=Path, help="write the table as CSV")
+    s.set_defaults(run=cmd_study)
+
+
 def cmd_sources(args: argparse.Namespace) -> None:
     from .sources import coverage_table  # noqa: PLC0415
     table = coverage_table(args.task)
@@ -190,6 +235,7 @@ def parser() -> argparse.ArgumentParser:
     d.set_defaults(run=cmd_download)
     add_teacher_steps(steps)
     add_student_steps(steps)
+    add_study_step(steps)
     return p
 
 
