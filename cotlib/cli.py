@@ -184,9 +184,10 @@ def cmd_study(args: argparse.Namespace) -> None:
         shown.append("seconds_to_run")
     print(table[shown].round(2).to_string(index=False, na_rep="-"))
     if args.plan:
-        total = table.drop_duplicates("cell").seconds_to_run.sum()
-        print(f"still to run: {total / 3600:.1f} h (estimated from the finished cells of each "
-              "task; the reference cells not included)")
+        cells = table.drop_duplicates("cell")
+        print(f"still to run: {cells.seconds_to_run.sum() / 3600:.1f} h, estimated from the "
+              f"finished cells of each task; not included: the reference cells and "
+              f"{cells.seconds_to_run.isna().sum()} cell(s) of tasks with no finished cell")
     if args.study == "teachers":
         print(studies.rank_correlation(table).round(2).to_string(index=False, na_rep="-"))
     if args.out and not args.plan:
