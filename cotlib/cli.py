@@ -179,6 +179,8 @@ def cmd_study(args: argparse.Namespace) -> None:
         table = studies.teacher_table(profile, args.tasks, **options)
         shown = ["task", "teacher", "teacher_train_accuracy"]
     shown += ["train_samples", "optimizer_steps", "validation", "accuracy", "ci_low", "ci_high"]
+    if args.out:
+        write_atomic(args.out, table.round(2).to_csv(index=False))
     if args.plan:
         table["seconds_to_run"] = studies.seconds_to_run(table)
         shown.append("seconds_to_run")
@@ -188,10 +190,9 @@ def cmd_study(args: argparse.Namespace) -> None:
         print(f"still to run: {cells.seconds_to_run.sum() / 3600:.1f} h, estimated from the "
               f"finished cells of each task; not included: the reference cells and "
               f"{cells.seconds_to_run.isna().sum()} cell(s) of tasks with no finished cell")
-    if args.study == "teachers":
-        print(studies.rank_correlation(table).round(2).to_string(index=False, na_rep="-"))
-    if args.out and not args.plan:
-        write_atomic(args.out, table.round(2).to_csv(index=False))
+    ranks = studies.rank_correlation(table) if args.study == "teachers" else []
+    if len(ranks):
+        print(ranks.round(2).to_string(index=False, na_rep="-"))
 
 
 def add_study_step(steps) -> None:
@@ -207,8 +208,10 @@ def add_study_step(steps) -> None:
                         "steps (every D the optimizer steps of D=1)")
     s.add_argument("--D", type=int, nargs="+", help="diverse: only these degrees of the plan")
     s.add_argument("--plan", action="store_true",
-                   help="train nothing: list the cells, their size and estimated seconds to run")
-    s.add_argument("--out", type=Path, help="write the table as CSV")
+                   help="train nothing (blank where a cell is missing) and estimate the seconds "
+                        "each missing cell takes")
+    s.add_argument("--out", type=Path, help="write the table as CSV (with --plan: as far as "
+                                             "it is finished)")
     s.set_defaults(run=cmd_study)
 
 
