@@ -51,7 +51,7 @@ def _interval(ax, x, table: pd.DataFrame, **style) -> None:
 def diverse_reasoning(table: pd.DataFrame) -> plt.Figure:
     """Per task (columns): test accuracy against D with 95 % intervals, one line per budget
     rule, the vanilla and recorded D=1 students as reference lines (bands: their intervals),
-    the paper's GPT-3 0.3B at D=1 and diverse as markers; below, training seconds per D."""
+    the paper's GPT-3 0.3B at D=1 and diverse as markers; below, training minutes per D."""
     tasks = list(dict.fromkeys(table.task))
     fig, axes = plt.subplots(2, len(tasks), figsize=(max(6.0, 4.2 * len(tasks)), 7),
                              squeeze=False, sharex="col", height_ratios=(3, 1.3))
@@ -95,9 +95,9 @@ def teacher_study(table: pd.DataFrame, correlation: pd.DataFrame) -> plt.Figure:
                       color="C3" if paper else "C0",
                       label="text-davinci-002 (recorded, the paper's)" if paper else "other")
         for row in rows.itertuples():
-            ax.annotate(row.teacher.removeprefix("faithful-cot:").split("/")[0],
-                        (row.teacher_train_accuracy,
-                        row.accuracy), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            name = row.teacher.removeprefix("faithful-cot:").split("/")[0]
+            ax.annotate(name, (row.teacher_train_accuracy, row.accuracy), fontsize=6,
+                        xytext=(3, 3), textcoords="offset points")
         ax.set(title=f"{task}  (Spearman rho = {rho.get(task, float('nan')):.2f})",
                xlabel="teacher accuracy on our train split (%)",
                ylabel="student test accuracy, D=1 (%)")
