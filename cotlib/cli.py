@@ -254,6 +254,55 @@ def add_distil_step(steps) -> None:
     d.set_defaults(run=cmd_distil)
 
 
+def cmd_study(args: argparse.Namespace) -> None:
+    from . import studies  # noqa: PLC0415
+    from .experiments import get_profile  # noqa: PLC0415
+    from .store import write_atomic  # noqa: PLC0415
+    profile = get_profile(args.profile, epochs=args.epochs, learning_rate=args.learning_rate)
+    options = {"run_missing": not args.plan, "log": (lambda _: None) if args.plan else print}
+    if args.study == "diverse":
+        table = studies.diverse_table(profile, args.tasks, tuple(args.budget), args.D, **options)
+        shown = ["task", "teacher", "budget", "D"]
+    else:
+        table = studies.teacher_table(profile, args.tasks, **options)
+        shown = ["task", "teacher", "teacher_train_accuracy"]
+    shown += ["train_samples", "optimizer_steps", "validation", "accuracy", "ci_low", "ci_high"]
+    if args.out:
+        write_atomic(args.out, table.round(2).to_csv(index=False))
+    if args.plan:
+        table["seconds_to_run"] = studies.seconds_to_run(table)
+        shown.append("seconds_to_run")
+    print(table[shown].round(2).to_string(index=False, na_rep="-"))
+    if args.plan:
+        cells = table.drop_duplicates("cell")
+        print(f"still to run: {cells.seconds_to_run.sum() / 3600:.1f} h, estimated from the "
+              f"finished cells of each task; not included: the reference cells and "
+              f"{cells.seconds_to_run.isna().sum()} cell(s) of tasks with no finished cell")
+    ranks = studies.rank_correlation(table) if args.study == "teachers" else []
+    if len(ranks):
+        print(ranks.round(2).to_string(index=False, na_rep="-"))
+
+
+def add_study_step(steps) -> None:
+    s = steps.add_parser("study", help="notebook 05's studies: diverse reasoning (each D) or "
+                         "teachers (each source at D=1); runs missing cells, reuses finished ones")
+    s.add_argument("study", choices=["diverse", "teachers"])
+    s.add_argument("--profile", default="default", help="smoke | default | full")
+    s.add_argument("--tasks", nargs="*", help="tasks of the study's plan (default: all of them)")
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--learning-rate", type=float)
+    s.add_argument("--budget", nargs="+", default=["epochs"], choices=["epochs", "steps"],
+                   help="diverse: epochs (every D the profile's epochs, as the paper) and/or "
+                        "steps (every D the optimizer steps of D=1)")
+    s.add_argument("--D", type=int, nargs="+", help="diverse: only these degrees of the plan")
+    s.add_argument("--plan", action="store_true",
+                   help="train nothing (blank where a cell is missing) and estimate the seconds "
+                        "each missing cell takes")
+    s.add_argument("--out", type=Path, help="write the table as CSV (with --plan: as far as "
+                                             "it is finished)")
+    s.set_defaults(run=cmd_study)
+
+
 def cmd_sources(args: argparse.Namespace) -> None:
     from .sources import coverage_table  # noqa: PLC0415
     table = coverage_table(args.task)
@@ -279,6 +328,7 @@ def parser() -> argparse.ArgumentParser:
     add_teacher_steps(steps)
     add_student_steps(steps)
     add_distil_step(steps)
+    add_study_step(steps)
     return p
 
 

@@ -4,6 +4,7 @@ import re
 import subprocess
 
 import nbformat
+import pandas as pd
 import papermill
 import papermill.parameterize
 import pytest
@@ -57,6 +58,30 @@ def test_02_to_04_on_the_smoke_profile(tmp_path, runs):
     assert epochs[1].startswith("coin_flip,fine_tune_cot,,") and epochs[1].split(",")[3] != ""
     assert (tmp_path / "figures/training_loss_smoke.png").exists()
     assert len(list(runs.glob("coin_flip/*/metrics.json"))) == 5
+
+
+def test_05_on_the_smoke_profile(tmp_path, runs):
+    qwen = "run:qwen2.5-coder-1.5b/zs_cot_T0.7_max256_ans32_seed0"
+    nb = execute("05_diverse_reasoning.ipynb", tmp_path, profile="smoke", train_limit=8,
+                 diverse_tasks=["multiarith"], degrees=[1, 2], budgets=["epochs", "steps"],
+                 teacher_tasks=["multiarith"], teachers=["recorded", "faithful-cot:gpt-4", qwen])
+    assert not [c for c in nb["cells"] if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+    diverse = pd.read_csv(tmp_path / "results/diverse_reasoning_smoke.csv")
+    assert list(zip(diverse.budget, diverse.D)) == [("epochs", 1), ("epochs", 2), ("steps", 1), ("steps", 2)]
+    epochs, steps = diverse[diverse.budget == "epochs"], diverse[diverse.budget == "steps"]
+    assert epochs.train_samples.iloc[1] > epochs.train_samples.iloc[0]  # D=2: more samples
+    assert steps.optimizer_steps.nunique() == 1 and epochs.optimizer_steps.iloc[1] > steps.optimizer_steps.iloc[1]
+    assert diverse.accuracy.notna().all() and (diverse.paper_diverse == 23.89).all()
+    assert diverse.recorded_D1_accuracy.notna().all() and diverse.vanilla_accuracy.notna().all()
+    teacher = pd.read_csv(tmp_path / "results/teacher_study_smoke.csv")
+    assert list(teacher.teacher) == ["recorded", "faithful-cot:gpt-4", qwen]
+    assert list(teacher.paper_teacher) == [True, False, False]
+    assert teacher.teacher_train_accuracy.round(2).tolist() == [79.05, 94.0, 93.1]
+    # D=1 of the diverse study and the recorded reference are the teacher study's cells, reused
+    assert teacher.cell.iloc[2] == diverse.cell.iloc[0] and len(list(runs.glob("multiarith/*/metrics.json"))) == 6
+    for name in ("diverse_reasoning_smoke", "teacher_study_smoke"):
+        assert (tmp_path / f"figures/{name}.png").stat().st_size > 10_000
+        assert (tmp_path / f"figures/{name}.pdf").exists()
 
 
 def test_invalid_parameter_fails_with_one_clear_line_and_no_run(tmp_path, runs):

@@ -1,0 +1,114 @@
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from cotlib import cli
+from cotlib.data import CotlibError
+from cotlib.experiments import get_profile, run, run_dir
+from cotlib.studies import (QWEN_T07, budgeted, diverse_summary, diverse_table, planned_steps,
+                            rank_correlation, seconds_to_run, teacher_table)
+
+QUIET = {"log": lambda message: None}
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("COTLIB_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+def test_budget_rule_fixed_epochs_or_the_steps_of_d1(runs):
+    smoke = get_profile("smoke")
+    epochs = {d: budgeted(smoke, "multiarith", QWEN_T07, d, "epochs") for d in (1, 2, 4)}
+    steps = {d: budgeted(smoke, "multiarith", QWEN_T07, d, "steps") for d in (1, 2, 4)}
+    assert all(p.train.max_steps is None and p.degree == d for d, p in epochs.items())
+    assert steps[1] == epochs[1]  # nothing to cut: the very same cell
+    assert run_dir(steps[1], "multiarith", "fine_tune_cot") == run_dir(epochs[1], "multiarith", "fine_tune_cot")
+    assert steps[2].train.max_steps == steps[4].train.max_steps == 4  # 15 samples, batch 4
+    assert run_dir(steps[4], "multiarith", "fine_tune_cot") != run_dir(epochs[4], "multiarith", "fine_tune_cot")
+    with pytest.raises(CotlibError, match="budget 'tokens': choose from epochs, steps"):
+        budgeted(smoke, "multiarith", QWEN_T07, 2, "tokens")
+    with pytest.raises(CotlibError, match="at most D=4 completions per question on multiarith"):
+        budgeted(smoke, "multiarith", QWEN_T07, 8, "steps")
+    assert not runs.exists()
+
+
+def test_planned_steps_are_the_steps_training_takes(runs):
+    cell = budgeted(get_profile("smoke"), "multiarith", QWEN_T07, 4, "steps")
+    metrics = run(cell, "multiarith", "fine_tune_cot", **QUIET)
+    assert metrics["total_steps"] == cell.train.max_steps == 4 and metrics["train_samples"] == 60
+    uncapped = run(budgeted(get_profile("smoke"), "multiarith", QWEN_T07, 2, "epochs"),
+                   "multiarith", "fine_tune_cot", **QUIET)
+    assert uncapped["total_steps"] == planned_steps(get_profile("smoke"), 30) == 8
+
+
+def test_read_only_tables_count_the_real_training_sets_and_train_nothing(runs):
+    default = get_profile("default")
+    table = diverse_table(default, ["last_letter_concatenation"], ("epochs", "steps"),
+                          run_missing=False, **QUIET)
+    assert not runs.exists()
+    assert table.accuracy.isna().all() and table.recorded_D1_accuracy.isna().all()
+    epochs = table[table.budget == "epochs"].set_index("D")
+    # esc gpt-3.5-turbo on the 310 training questions (the last 40 of 350 held out)
+    assert epochs.train_samples.tolist() == [252, 501, 1003, 1996]
+    assert epochs.optimizer_steps.tolist() == [64, 126, 252, 500]  # 2 epochs, batch 8
+    assert epochs.distinct_per_question[1] == 1 and 1.9 < epochs.distinct_per_question[8] < 2
+    assert (table[table.budget == "steps"].optimizer_steps == 64).all()
+    assert (table.paper_D1 == 50.67).all() and (table.paper_diverse == 59.33).all()
+    teachers = teacher_table(default, ["multiarith"], ["recorded", "faithful-cot:gpt-4"],
+                             run_missing=False, **QUIET)
+    assert teachers.teacher_train_accuracy.round(2).tolist() == [79.05, 94.0]
+    assert teachers.teacher_train_questions.tolist() == [420, 417]  # Faithful-CoT misses 3
+    assert teachers.paper_teacher.tolist() == [True, False]
+    assert not runs.exists()
+
+
+def test_plans_refuse_tasks_they_do_not_cover():
+    with pytest.raises(CotlibError, match="coin_flip not in the study's plan"):
+        diverse_table(get_profile("smoke"), ["coin_flip"], run_missing=False, **QUIET)
+    with pytest.raises(CotlibError, match="expected a list of task names"):
+        teacher_table(get_profile("smoke"), "multiarith", run_missing=False, **QUIET)
+
+
+def test_rank_correlation_is_spearman_per_task():
+    table = pd.DataFrame({
+        "task": ["a"] * 5 + ["b"] * 3 + ["c"] * 2,
+        "teacher_train_accuracy": [50, 60, 70, 80, 90, 10, 20, 30, 1, 2],
+        "accuracy": [1, 3, 2, 4, float("nan"), 5, 5, 1, 1, 2]})
+    ranks = rank_correlation(table).set_index("task")
+    assert ranks.teachers.tolist() == [4, 3, 2]  # the missing cell is left out
+    assert ranks.spearman["a"] == pytest.approx(1 - 6 * 2 / (4 * 15))  # d = 0, 1, -1, 0
+    assert ranks.spearman["b"] == pytest.approx(-0.866, abs=1e-3)  # tie: average ranks
+    assert math.isnan(ranks.spearman["c"])
+
+
+def test_diverse_summary_compares_the_largest_d_with_d1_and_the_paper():
+    table = pd.DataFrame({"task": ["svamp"] * 3, "teacher": ["mcc-kd:gpt-3.5-turbo"] * 3,
+                          "budget": ["epochs"] * 3, "D": [1, 2, 8], "accuracy": [11.0, 12.0, 13.5],
+                          "paper_diverse": [14.33] * 3})
+    row = diverse_summary(table).iloc[0]
+    assert (row.largest_D, row.gain_over_D1) == (8, 2.5)
+    assert row.over_paper_diverse == pytest.approx(-0.83)
+
+
+def test_seconds_to_run_scale_the_finished_cells_of_the_task(runs):
+    done = runs / "svamp/fine_tune_cot-00000000"
+    done.mkdir(parents=True)
+    (done / "metrics.json").write_text(json.dumps({"teacher": "mcc-kd:gpt-3.5-turbo", "seconds": 700.0,
+                                                   "total_steps": 100, "eval_seconds": 120.0}))
+    table = pd.DataFrame({"task": ["svamp", "svamp", "date_understanding"],
+                          "teacher": ["mcc-kd:gpt-3.5-turbo"] * 3, "optimizer_steps": [200, 50, 10],
+                          "accuracy": [float("nan"), 12.0, float("nan")]})
+    assert seconds_to_run(table).tolist()[:2] == [200 * 7.0 + 120.0, 0.0]
+    assert math.isnan(seconds_to_run(table).iloc[2])
+
+
+def test_study_plan_on_the_command_line_trains_nothing(runs, capsys):
+    assert cli.main(["study", "diverse", "--plan", "--tasks", "multiarith", "--budget", "epochs",
+                     "steps", "--D", "1", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "still to run" in out and "1 cell(s) of tasks with no finished cell" not in out
+    assert "3 cell(s) of tasks with no finished cell" in out  # D=1 shared by both budgets
+    assert not runs.exists()
