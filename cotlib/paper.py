@@ -71,6 +71,8 @@ def plan(profile: str, names: list[str] | None = None, in_place: bool = False,
     if profile not in PROFILES:
         raise CotlibError(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)}")
     overrides = overrides or {}
+    if "profile" in overrides:
+        raise CotlibError("parameter profile: give it as --profile")
     get_profile(profile, **{k: v for k, v in overrides.items() if k in PROFILE_KNOBS})
     out = runs_root() / "notebooks" / profile
     steps, used = [], set()
@@ -83,7 +85,8 @@ def plan(profile: str, names: list[str] | None = None, in_place: bool = False,
             parameters.update({k: str(out / k.removesuffix("_dir")) for k in
                                ("figures_dir", "results_dir") if k in declared})
         for name, given in overrides.items():
-            if name in declared and name != "profile":
+            # a profile knob goes only where `profile` is declared (01's `tasks` are its own)
+            if name in declared and (name not in PROFILE_KNOBS or "profile" in declared):
                 check_type(name, given, notebook, declared[name]["default"])
                 parameters[name] = given
                 used.add(name)

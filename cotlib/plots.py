@@ -24,7 +24,7 @@ METHOD_COLORS = {"Teacher": "#949494", "Fine-tune-CoT": "#0173b2", "Fine-tune": 
                  "Local teacher": "#56b4e9"}
 METHOD_KEYS = {"fine_tune_cot": "Fine-tune-CoT", "vanilla": "Fine-tune", "zero_shot": "Zero-shot",
                "zero_shot_cot": "Zero-shot-CoT", "few_shot_cot": "Few-shot-CoT"}
-PAPER = dict(marker="D", color="black", markersize=5, linestyle="none", zorder=3)
+PAPER = dict(marker="D", color="black", markersize=5, linestyle="none", zorder=3, clip_on=False)
 
 
 def method_color(row: str) -> str:
