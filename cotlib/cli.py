@@ -6,7 +6,7 @@ import signal
 import sys
 from pathlib import Path
 
-from .data import CotlibError, cache_dir, download, runs_root
+from .data import PROJECT_ROOT, CotlibError, cache_dir, download, runs_root
 
 
 def cmd_tasks(args: argparse.Namespace) -> None:
@@ -200,7 +200,6 @@ def cmd_rebuild(args: argparse.Namespace) -> None:
 
 def add_paper_steps(steps) -> None:
     """`paper` (the notebooks as one batch), `figures` and `rebuild` (from results/)."""
-    from .data import PROJECT_ROOT  # noqa: PLC0415
     p = steps.add_parser("paper", help="execute the numbered notebooks in order with papermill")
     p.add_argument("--profile", required=True, help="smoke | default | full")
     p.add_argument("--notebooks", nargs="*", help="only these (e.g. 00 02_curation; default: all)")

@@ -11,6 +11,7 @@ import pytest
 from cotlib import paper, results
 from cotlib.cli import main
 from cotlib.data import CotlibError, runs_root
+from cotlib.environment import versions
 from conftest import PROJECT
 
 
@@ -69,6 +70,8 @@ def test_the_paper_as_one_batch_on_the_smoke_profile(runs):
             assert (out / "figures" / (figure + suffix)).stat().st_size > 5_000, figure + suffix
     assert (out / "figures/rationale_length.png").stat().st_size > 10_000
     assert len(list(runs.glob("coin_flip/*/metrics.json"))) == 5
+    config = json.loads(next(runs.glob("coin_flip/fine_tune_cot-*/config.json")).read_text())
+    assert config["versions"] == versions() and config["versions"]["torch"]  # what it ran on
     # the table was saved with its evidence: it rebuilds from its predictions alone
     assert results.check(out / "results")["main_smoke.csv"] == "rebuilt exactly"
 
@@ -87,6 +90,14 @@ def test_paper_names_the_failing_notebook_and_cell_and_skips_the_rest(runs):
     assert not list(out.glob(".*"))
 
 
+def test_paper_in_place_writes_over_the_committed_notebooks_with_their_own_folders(runs):
+    steps = paper.plan("full", ["00", "04_main_results"], in_place=True)
+    assert [s.output for s in steps] == [s.notebook for s in steps]
+    assert steps[0].parameters == {}  # 00 has no profile knobs, and keeps ../figures
+    assert steps[1].parameters == {"profile": "full", **{k: None for k in paper.PROFILE_KNOBS}}
+    assert steps[1].failed == runs / "notebooks/full/04_main_results.failed.ipynb"
+
+
 @pytest.mark.parametrize("args, message", [
     (["--profile", "huge"], "unknown profile 'huge'; choose from smoke, default, full"),
     (["--profile", "smoke", "--notebooks", "99_nothing"], "unknown notebook '99_nothing'"),
@@ -94,6 +105,7 @@ def test_paper_names_the_failing_notebook_and_cell_and_skips_the_rest(runs):
     (["--profile", "smoke", "-p", "limit", "many"], "parameter limit='many': expected int, like its default 100"),
     (["--profile", "smoke", "-p", "compare_epochs", "4"], "parameter compare_epochs=4: expected list"),
     (["--profile", "smoke", "-p", "colour", "red"], "parameter colour: declared by none of"),
+    (["--profile", "smoke", "-p", "profile", "full"], "parameter profile: give it as --profile"),
 ])
 def test_paper_bad_input_is_one_line_and_writes_nothing(runs, capsys, args, message):
     assert main(["paper", *args]) == 1
