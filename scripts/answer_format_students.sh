@@ -14,14 +14,16 @@ run date_understanding --teacher mot:gpt-3.5-turbo-cot1 --D 4 --answer-format co
 run tracking_shuffled_objects
 run tracking_shuffled_objects --answer-format copyable
 $PY - <<'PY'
-from cotlib import experiments
+from cotlib import experiments, results
 cells = [dict(task=task, answer_format=form, **teacher)
          for task, teachers in [
              ("last_letter_concatenation", [{}, dict(teacher="esc:gpt-3.5-turbo", degree=4)]),
              ("date_understanding", [{}, dict(teacher="mot:gpt-3.5-turbo-cot1", degree=4)]),
              ("tracking_shuffled_objects", [{}])]
          for teacher in teachers for form in ("paper", "copyable")]
-table = experiments.cells_table(experiments.get_profile("default"), cells)
-table.round(2).to_csv("results/answer_format.csv", index=False)
+profile = experiments.get_profile("default")
+table = experiments.cells_table(profile, cells)
+results.save_table(table, results.RESULTS / "answer_format.csv", "cells_table", profile, index=False,
+                   cells=cells)
 print(table.round(2).to_string(index=False))
 PY

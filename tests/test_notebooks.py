@@ -9,6 +9,10 @@ import papermill
 import papermill.parameterize
 import pytest
 
+from cotlib import paper, results
+from cotlib.cli import main
+from cotlib.data import CotlibError, runs_root
+from cotlib.environment import versions
 from conftest import PROJECT
 
 
@@ -20,14 +24,6 @@ def execute(name, tmp_path, **parameters):
                                            "results_dir": str(tmp_path / "results"), **parameters},
                                progress_bar=False, kernel_name="python3")
     return json.loads(output.read_text())
-
-
-def test_00_data(tmp_path):
-    nb = execute("00_data.ipynb", tmp_path)
-    assert (tmp_path / "figures/rationale_length.png").stat().st_size > 10_000
-    table = (tmp_path / "results/tasks.csv").read_text().splitlines()
-    assert len(table) == 13 and table[0].startswith("task,type,train,test")
-    assert not [c for c in nb["cells"] if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
 
 
 def test_committed_notebooks_hold_outputs_and_no_absolute_paths():
@@ -45,19 +41,78 @@ def runs(tmp_path, monkeypatch):
     return tmp_path / "runs"
 
 
-def test_02_to_04_on_the_smoke_profile(tmp_path, runs):
-    for name in ("02_curation.ipynb", "03_fine_tuning.ipynb", "04_main_results.ipynb"):
-        execute(name, tmp_path, profile="smoke", tasks=["coin_flip"])
-    curation = (tmp_path / "results/curation_smoke.csv").read_text().splitlines()
+def test_the_paper_as_one_batch_on_the_smoke_profile(runs):
+    """`python -m cotlib paper --profile smoke`: every notebook in order, copies and artefacts
+    under runs/notebooks/smoke/ (one task, to keep it CI-able)."""
+    lines = []
+    paper.run(paper.plan("smoke", overrides={"tasks": ["coin_flip"]}), log=lines.append)
+    out = runs / "notebooks/smoke"
+    names = [p.name for p in paper.notebooks()]
+    assert names[:5] == ["00_data.ipynb", "01_rationale_generation.ipynb", "02_curation.ipynb",
+                         "03_fine_tuning.ipynb", "04_main_results.ipynb"]
+    assert lines == [f"{name} -> {out / name}" for name in names]
+    for name in names:
+        nb = json.loads((out / name).read_text())
+        assert not [c for c in nb["cells"] if any(o.get("output_type") == "error"
+                                                  for o in c.get("outputs", []))], name
+    assert not list(out.glob(".*partial*")) and not list(out.glob("*.failed.ipynb"))
+    table = (out / "results/tasks.csv").read_text().splitlines()
+    assert len(table) == 13 and table[0].startswith("task,type,train,test")
+    curation = (out / "results/curation_smoke.csv").read_text().splitlines()
     assert curation[0].startswith("task,completions,kept") and curation[1].startswith("coin_flip,")
-    table = (tmp_path / "results/main_smoke.csv").read_text()
+    table = (out / "results/main_smoke.csv").read_text()
     assert "Fine-tune-CoT," in table and "paper: Fine-tune-CoT GPT-3 0.3B,99.33" in table
-    assert (tmp_path / "figures/main_smoke.png").exists()
-    epochs = (tmp_path / "results/epochs_smoke.csv").read_text().splitlines()
+    epochs = (out / "results/epochs_smoke.csv").read_text().splitlines()
     assert epochs[0] == "task,method,validation 1,test 1,validation 2,test 2,validation 4,test 4"
     assert epochs[1].startswith("coin_flip,fine_tune_cot,,") and epochs[1].split(",")[3] != ""
-    assert (tmp_path / "figures/training_loss_smoke.png").exists()
+    for figure in ("rationale_length", "teacher_accuracy", "teacher_diverse", "main_smoke",
+                   "training_loss_smoke"):
+        for suffix in (".png", ".pdf"):
+            assert (out / "figures" / (figure + suffix)).stat().st_size > 5_000, figure + suffix
+    assert (out / "figures/rationale_length.png").stat().st_size > 10_000
     assert len(list(runs.glob("coin_flip/*/metrics.json"))) == 5
+    config = json.loads(next(runs.glob("coin_flip/fine_tune_cot-*/config.json")).read_text())
+    assert config["versions"] == versions() and config["versions"]["torch"]  # what it ran on
+    # the table was saved with its evidence: it rebuilds from its predictions alone
+    assert results.check(out / "results")["main_smoke.csv"] == "rebuilt exactly"
+
+
+def test_paper_names_the_failing_notebook_and_cell_and_skips_the_rest(runs):
+    lines = []
+    steps = paper.plan("smoke", ["02", "03", "04"], overrides={"tasks": ["coin_flip"],
+                                                               "compare_epochs": [2, 4]})
+    steps[0].parameters["train_limit"] = 0  # passes papermill, fails the notebook's first call
+    with pytest.raises(CotlibError, match=r"^02_curation.ipynb failed in cell \[\d+\]: CotlibError: "
+                                          r"parameter train_limit=0: expected a positive int"):
+        paper.run(steps, log=lines.append)
+    assert lines[-1] == "skipped: 03_fine_tuning, 04_main_results (after the failure in 02_curation)"
+    out = runs / "notebooks/smoke"
+    assert [p.name for p in out.glob("*.ipynb")] == ["02_curation.failed.ipynb"]
+    assert not list(out.glob(".*"))
+
+
+def test_paper_in_place_writes_over_the_committed_notebooks_with_their_own_folders(runs):
+    steps = paper.plan("full", ["00", "04_main_results"], in_place=True)
+    assert [s.output for s in steps] == [s.notebook for s in steps]
+    assert steps[0].parameters == {}  # 00 has no profile knobs, and keeps ../figures
+    assert steps[1].parameters == {"profile": "full", **{k: None for k in paper.PROFILE_KNOBS}}
+    assert steps[1].failed == runs / "notebooks/full/04_main_results.failed.ipynb"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--profile", "huge"], "unknown profile 'huge'; choose from smoke, default, full"),
+    (["--profile", "smoke", "--notebooks", "99_nothing"], "unknown notebook '99_nothing'"),
+    (["--profile", "smoke", "-p", "epochs", "'two'"], "parameter epochs='two': expected a positive int"),
+    (["--profile", "smoke", "-p", "limit", "many"], "parameter limit='many': expected int, like its default 100"),
+    (["--profile", "smoke", "-p", "compare_epochs", "4"], "parameter compare_epochs=4: expected list"),
+    (["--profile", "smoke", "-p", "colour", "red"], "parameter colour: declared by none of"),
+    (["--profile", "smoke", "-p", "profile", "full"], "parameter profile: give it as --profile"),
+])
+def test_paper_bad_input_is_one_line_and_writes_nothing(runs, capsys, args, message):
+    assert main(["paper", *args]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1, err
+    assert not runs.exists()
 
 
 def test_05_on_the_smoke_profile(tmp_path, runs):
@@ -98,18 +153,11 @@ def demo_commands() -> list[tuple[str, dict]]:
     """(notebook, parameters) of each papermill call `make demo` makes, from its dry run."""
     dry = subprocess.run(["make", "-n", "-o", "install", "-o", "gemma", "demo"], cwd=PROJECT,
                          capture_output=True, text=True, check=True).stdout
-    notebooks = re.search(r"for nb in ([\w ]+); do", dry)[1].split()
-    calls = []
-    for name in notebooks:
-        # the loop's shell test: 00_data gets no profile knobs
-        line = dry if name != "00_data" else re.sub(r"\$\(test .*?\)", "", dry, flags=re.S)
-        params = {k: papermill_value(v) for k, v in re.findall(r"-p (\w+) ([^\s')]+)", line)}
-        calls.append((f"{name}.ipynb", params))
-    return calls
-
-
-def papermill_value(text: str):
-    return None if text == "None" else text
+    command = re.search(r"-m cotlib paper (.*)", dry)[1].split()
+    profile = command[command.index("--profile") + 1]
+    chosen = command[command.index("--notebooks") + 1:]
+    assert profile == "default" and "--in-place" not in command
+    return [(s.notebook.name, s.parameters) for s in paper.plan(profile, chosen)]
 
 
 def effective_parameters(notebook: dict, injected: dict) -> dict:
@@ -133,7 +181,7 @@ def test_make_demo_runs_the_default_profile_whatever_a_notebook_last_ran_with():
         effective = effective_parameters(notebook, params)
         assert effective == {k: PROFILE_KNOBS[k] for k in effective}, (name, effective)
     for name, params in calls:  # executed copies and artefacts stay out of git
-        assert params.get("figures_dir", "").startswith("../runs/notebooks/default"), name
+        assert params["figures_dir"] == str(runs_root() / "notebooks/default/figures"), name
     # the check bites: a notebook last run on `full`, executed without the knobs, runs `full`
     last_full = nbformat.read(PROJECT / "notebooks/04_main_results.ipynb", as_version=4)
     last_full = papermill.parameterize.parameterize_notebook(

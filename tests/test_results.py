@@ -1,0 +1,130 @@
+import gzip
+import json
+import shutil
+
+import pytest
+
+from cotlib import results
+from cotlib.data import CotlibError
+from cotlib.tasks import get_task
+from conftest import PROJECT
+
+RESULTS = PROJECT / "results"
+CELLS = sorted((RESULTS / "predictions").glob("*/*.jsonl.gz"))
+# Committed CSVs that report no student accuracy, and where their evidence is instead.
+NOT_STUDENT_TABLES = {"tasks.csv": "the data and the recorded teacher (notebook 00)",
+                      "teachers.csv": "teacher runs, committed in results/teacher_runs/",
+                      "curation_default.csv": "teacher completions kept by curation"}
+
+
+@pytest.mark.parametrize("table", results.tables(RESULTS))
+def test_committed_table_is_rebuilt_exactly_from_committed_predictions(table):
+    if missing := results.lacking(RESULTS, table):  # listed by `pytest -rs`, never silent
+        pytest.skip(f"{table}: {len(missing)} cells lack committed predictions: "
+                    f"{', '.join(missing)}")
+    assert results.rebuild(table, RESULTS) == (RESULTS / table).read_text()
+
+
+def test_every_table_of_student_accuracies_has_a_recipe():
+    tables = {p.name for p in RESULTS.glob("*.csv")}
+    assert tables - set(NOT_STUDENT_TABLES) == set(results.tables(RESULTS))
+
+
+def test_committed_predictions_rescore_and_name_their_run():
+    assert len(CELLS) >= 17
+    for path in CELLS:
+        header, records = results.read_cell(path)
+        assert header["cell"] == f"{path.parent.name}/{path.name.removesuffix('.jsonl.gz')}"
+        assert header["config_hash"] == header["cell"].rpartition("-")[2]
+        assert header["profile"] == header["config"]["name"]
+        assert not set(results.DERIVED) & header["metrics"].keys()  # numbers come from records
+        task = get_task(header["metrics"]["task"])
+        assert [r["sample_index"] for r in records] == sorted(s.sample_index
+                                                              for s in task.split("test"))
+        assert all(task.is_correct(r["predicted"], r["answer"]) == r["correct"] for r in records)
+
+
+def test_restore_then_export_gives_the_same_bytes(tmp_path):
+    """A committed cell, put back as a run folder and exported again: identical file."""
+    for path in CELLS[:3]:
+        header, _ = results.read_cell(path)
+        metrics = results.restore_cell(path, tmp_path / "runs")
+        again = results.export_cell(tmp_path / "runs" / header["cell"], tmp_path / "results")
+        assert again.read_bytes() == path.read_bytes()
+        assert metrics["n"] == len(results.read_cell(path)[1])
+
+
+def copy_results(tmp_path, table):
+    """results/<table> and its evidence in tmp_path/results."""
+    out = tmp_path / "results"
+    recipe = results.read_recipe(RESULTS, table)
+    for cell in recipe["cells"]:
+        target = results.cell_path(out, cell)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(results.cell_path(RESULTS, cell), target)
+    (out / "predictions").mkdir(parents=True, exist_ok=True)
+    shutil.copy(results.recipe_path(RESULTS, table), results.recipe_path(out, table))
+    shutil.copy(RESULTS / table, out / table)
+    return out
+
+
+def rewrite(path, edit):
+    lines = gzip.decompress(path.read_bytes()).decode().splitlines()
+    path.write_bytes(gzip.compress(("\n".join(edit(lines)) + "\n").encode(), mtime=0))
+
+
+def test_a_changed_prediction_changes_the_rebuilt_table(tmp_path):
+    out = copy_results(tmp_path, "main_default.csv")
+    cell = results.cell_path(out, "coin_flip/fine_tune_cot-56b8ca82")
+    flip = lambda lines: [lines[0], json.dumps({**json.loads(lines[1]), "correct": False}),
+                          *lines[2:]]
+    rewrite(cell, flip)  # 148 of 150 right: 98.67 -> 98.0
+    assert results.check(out) == {"main_default.csv": "differs from its predictions"}
+    assert "Fine-tune-CoT,98.0," in results.rebuild("main_default.csv", out)
+
+
+def test_a_missing_cell_is_named_and_nothing_trains(tmp_path):
+    out = copy_results(tmp_path, "teacher_sources_default.csv")
+    results.cell_path(out, "svamp/fine_tune_cot-4a1ee0a8").unlink()
+    with pytest.raises(results.MissingPredictions, match="1 of 4 cells .*svamp/fine_tune_cot-4a1ee0a8"):
+        results.rebuild("teacher_sources_default.csv", out)
+    assert results.check(out)["teacher_sources_default.csv"].startswith("lacking predictions")
+
+
+def test_corrupt_predictions_file_is_one_error_naming_it(tmp_path):
+    out = copy_results(tmp_path, "answer_format.csv")
+    cell = results.cell_path(out, "date_understanding/fine_tune_cot-11b0137c")
+    whole = cell.read_bytes()
+    cell.write_bytes(whole[: len(whole) // 2])  # a torn copy
+    with pytest.raises(CotlibError, match=r"fine_tune_cot-11b0137c.jsonl.gz: not a whole gzip"):
+        results.rebuild("answer_format.csv", out)
+    cell.write_bytes(whole)
+    rewrite(cell, lambda lines: [lines[0], lines[1], '{"sample_index": 3}', *lines[3:]])
+    with pytest.raises(CotlibError, match=r"11b0137c.jsonl.gz line 3: expected the keys"):
+        results.rebuild("answer_format.csv", out)
+    rewrite(cell, lambda lines: [lines[0], "{not json", *lines[2:]])
+    with pytest.raises(CotlibError, match=r"line 2: not JSON"):
+        results.read_cell(cell)
+
+
+def test_results_file_missing_a_column_is_one_error(tmp_path):
+    path = tmp_path / "teacher_sources_default.csv"
+    text = (RESULTS / "teacher_sources_default.csv").read_text()
+    path.write_text(text.replace(",ci_low", ",low"))
+    with pytest.raises(CotlibError, match=r"teacher_sources_default.csv: missing column\(s\) ci_low"):
+        results.read_table(path, ["task", "accuracy", "ci_low", "ci_high"])
+    out = copy_results(tmp_path, "main_default.csv")
+    table = out / "main_default.csv"
+    table.write_text("\n".join(line.rpartition(",")[0] for line in table.read_text().splitlines()))
+    with pytest.raises(CotlibError, match="main_default.csv: missing column last_letter_concatenation"):
+        results.main_long(out, "main_default.csv")
+
+
+def test_main_long_carries_intervals_from_predictions_and_the_paper():
+    long = results.main_long(RESULTS, "main_default.csv")
+    row = long.set_index(["task", "row"]).loc[("coin_flip", "Fine-tune-CoT")]
+    assert (row.accuracy, row.ci_low.round(2), row.ci_high.round(2)) == (98.67, 95.27, 99.63)
+    assert row.paper == 99.33 and row.interval == "predictions"
+    full = results.main_long(RESULTS, "main_full.csv").set_index(["task", "row"])
+    svamp = full.loc[("svamp", "Fine-tune-CoT")]  # 22 of 300, from accuracy and n
+    assert svamp.interval == "accuracy and n" and svamp.ci_low < 7.33 < svamp.ci_high
