@@ -12,6 +12,7 @@ embedding, so nothing is lost) plus `task_vocab.json`, which `load_student` cuts
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import torch
@@ -42,13 +43,30 @@ class TaskHead(torch.nn.Linear):
         return found
 
 
+WORD = re.compile(r"[^\W_]+")  # a run of letters or digits
+CONTEXTS = ("{}", " {}", '"{}', "'{}", "({}")  # how a rationale may write a question's word
+SPELLING = re.compile(r" ?[\x21-\x7e]{1,2}")  # tokens of one or two printable ASCII characters
+
+
 def task_token_ids(tokenizer, texts: list[str]) -> list[int]:
-    """The sorted token ids of `texts` (prompts, completions, answer formats) and the
-    tokenizer's special tokens."""
-    ids = set(tokenizer.all_special_ids)
-    for encoded in tokenizer(texts, add_special_tokens=False)["input_ids"]:
+    """The sorted token ids a task's student may write: the tokens of `texts` (prompts and
+    curated completions), of each of their words in the contexts a rationale writes it (a
+    tokenizer splits "Lloyd" after a quote otherwise than after a space), every token of one
+    or two ASCII characters (so a new string, such as a joined answer, can still be spelled),
+    and the special tokens."""
+    words = {word for text in texts for word in WORD.findall(text)}
+    forms = [context.format(form) for word in words for form in {word, word.lower()}
+             for context in CONTEXTS]
+    ids = set(tokenizer.all_special_ids) | spelling_ids(tokenizer)
+    for encoded in tokenizer(list(texts) + forms, add_special_tokens=False)["input_ids"]:
         ids.update(encoded)
     return sorted(ids)
+
+
+def spelling_ids(tokenizer) -> set[int]:
+    """Ids of the tokens that are one or two printable ASCII characters (after a space or not)."""
+    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+    return {i for i, text in enumerate(texts) if SPELLING.fullmatch(text)}
 
 
 def cut_head(model, ids: list[int]):
