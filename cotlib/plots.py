@@ -6,17 +6,22 @@ PNG and PDF; `make_figures` draws every committed figure from results/ without t
 """
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import matplotlib
 
-matplotlib.use("Agg")  # headless: notebooks and tests save figures to files
+if "inline" not in os.environ.get("MPLBACKEND", ""):  # a notebook kernel keeps its inline backend
+    matplotlib.use("Agg")  # headless: scripts and tests save figures to files
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib import ticker  # noqa: E402
+from matplotlib import patches, ticker  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from .data import CotlibError  # noqa: E402
 from .tasks import get_task  # noqa: E402
 
 # seaborn's colour-blind palette, one colour per method everywhere
@@ -113,20 +118,32 @@ def training_loss(losses: dict[tuple[str, str], list[float]]) -> plt.Figure:
     return fig
 
 
-def length_by_outcome(lengths: pd.DataFrame) -> plt.Figure:
+OUTCOME_COLORS = {True: "#6aa36f", False: "#d9776b"}  # right, wrong answers
+
+
+def length_by_outcome(boxes: pd.DataFrame) -> plt.Figure:
     """Rationale length (words) of teacher and student, right against wrong, one panel per
-    task; `lengths` has columns task, cell, who, correct, words (sample_studies.lengths)."""
-    tasks = list(dict.fromkeys(lengths.task))
+    task; `boxes` is sample_studies.length_boxes (the box plots as numbers)."""
+    tasks = list(dict.fromkeys(boxes.task))
     fig, axes = plt.subplots(len(tasks), 1, figsize=(8, 1.2 + 1.6 * len(tasks)), squeeze=False)
     for ax, task in zip(axes[:, 0], tasks):
-        rows = lengths[lengths.task == task].assign(
-            rationales=lambda t: t.who + " · " + t.cell.str.slice(0, 28),
-            answer=lambda t: t.correct.map({True: "right", False: "wrong"}))
-        sns.boxplot(data=rows, y="rationales", x="words", hue="answer", ax=ax, fliersize=1.5,
-                    hue_order=["right", "wrong"], palette={"right": "#6aa36f", "wrong": "#d9776b"})
-        ax.set(title=task, ylabel="", xlabel="")
-        ax.tick_params(axis="y", labelsize=8)
-        ax.legend(fontsize=8, loc="lower right")
+        rows = boxes[boxes.task == task].assign(label=lambda t: t.who + " · " + t.cell.str.slice(0, 28))
+        labels = list(dict.fromkeys(rows.label))
+        for correct, shift in ((True, -0.2), (False, 0.2)):
+            part = rows[rows.correct == correct]
+            stats = [{"whislo": r.whislo, "q1": r.q1, "med": r.median, "q3": r.q3,
+                      "whishi": r.whishi, "fliers": [float(w) for w in str(r.fliers).split()]}
+                     for r in part.itertuples()]
+            ax.bxp(stats, positions=[labels.index(label) + shift for label in part.label],
+                   orientation="horizontal", widths=0.35, patch_artist=True,
+                   boxprops={"facecolor": OUTCOME_COLORS[correct]},
+                   medianprops={"color": "#333333"}, flierprops={"markersize": 1.5})
+        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+        ax.set_ylim(len(labels) - 0.5, -0.5)  # first row on top
+        ax.set(title=title(task))
+        ax.legend(handles=[patches.Patch(color=OUTCOME_COLORS[c], label=name)
+                           for c, name in ((True, "right"), (False, "wrong"))],
+                  fontsize=8, loc="lower right")
     axes[-1, 0].set(xlabel="words per rationale")
     fig.tight_layout()
     return fig
@@ -136,7 +153,7 @@ def error_categories(counts: pd.DataFrame) -> plt.Figure:
     """Stacked bars: hand-labelled wrong student answers per task by error category
     (`counts`: one row per task, one column per category; sample_studies.error_counts)."""
     fig, ax = plt.subplots(figsize=(7, 0.8 + 0.5 * len(counts)))
-    counts.plot.barh(stacked=True, ax=ax, colormap="Set2", width=0.7)
+    counts.rename(index=title).plot.barh(stacked=True, ax=ax, colormap="Set2", width=0.7)
     ax.set(xlabel="labelled wrong answers", ylabel="")
     ax.invert_yaxis()
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1, 1))
@@ -323,41 +340,125 @@ def figure_rationale_length(results_dir: Path) -> plt.Figure:
     return rationale_lengths(lengths())
 
 
-# name: (how it is drawn from results_dir, what it shows and how it compares with the paper)
+def figure_sample_lengths(results_dir: Path, profile: str) -> plt.Figure:
+    from .results import read_table  # noqa: PLC0415
+    boxes = read_table(Path(results_dir) / f"sample_lengths_{profile}.csv", [
+        "task", "cell", "who", "correct", "whislo", "q1", "median", "q3", "whishi", "fliers"])
+    return length_by_outcome(boxes.fillna({"fliers": ""}))
+
+
+def figure_error_categories(results_dir: Path, profile: str) -> plt.Figure:
+    from .results import read_table  # noqa: PLC0415
+    from .sample_studies import ERRORS  # noqa: PLC0415
+    path = Path(results_dir) / f"error_counts_{profile}.csv"
+    counts = read_table(path, ["task", *ERRORS]).set_index("task")[list(ERRORS)]
+    if counts.empty:
+        raise CotlibError(f"{path}: no labelled wrong answers yet (notebook 07's label sheet)")
+    return error_categories(counts)
+
+
+def figure_diverse_reasoning(results_dir: Path, profile: str) -> plt.Figure:
+    from .results import read_table  # noqa: PLC0415
+    references = [f"{p}{k}" for p in ("vanilla_", "recorded_D1_") for k in ("accuracy", "ci_low", "ci_high")]
+    return diverse_reasoning(read_table(Path(results_dir) / f"diverse_reasoning_{profile}.csv", [
+        "task", "teacher", "budget", "D", "accuracy", "ci_low", "ci_high", "train_seconds",
+        *references, "paper_D1", "paper_diverse"]))
+
+
+def figure_teacher_study(results_dir: Path, profile: str) -> plt.Figure:
+    from .results import read_table  # noqa: PLC0415
+    table = read_table(Path(results_dir) / f"teacher_study_{profile}.csv", [
+        "task", "teacher", "paper_teacher", "teacher_train_accuracy", "accuracy", "ci_low", "ci_high"])
+    ranks = read_table(Path(results_dir) / f"teacher_study_ranks_{profile}.csv", ["task", "spearman"])
+    return teacher_study(table, ranks)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A committed figure: how it is drawn from results/, the files there it needs (which its
+    notebook writes), and what it shows against the paper."""
+    draw: Callable[[Path], plt.Figure]
+    inputs: tuple[str, ...]
+    notebook: str
+    about: str
+
+
+def study_figures(profile: str) -> dict[str, Figure]:
+    """The figures of notebooks 05 and 07 on one profile; each drawn once its table is in results/."""
+    return {
+        f"diverse_reasoning_{profile}": Figure(
+            lambda r: figure_diverse_reasoning(r, profile), (f"diverse_reasoning_{profile}.csv",),
+            "05", f"diverse reasoning ({profile} profile): accuracy against D with 95 % intervals, "
+            "the paper's GPT-3 0.3B at D=1 and with diverse reasoning"),
+        f"teacher_study_{profile}": Figure(
+            lambda r: figure_teacher_study(r, profile),
+            (f"teacher_study_{profile}.csv", f"teacher_study_ranks_{profile}.csv"), "05",
+            f"teacher accuracy against its D=1 student's ({profile} profile), Spearman's rho"),
+        f"sample_lengths_{profile}": Figure(
+            lambda r: figure_sample_lengths(r, profile), (f"sample_lengths_{profile}.csv",), "07",
+            f"words per rationale, teacher and student, right and wrong ({profile} profile)"),
+        f"error_categories_{profile}": Figure(
+            lambda r: figure_error_categories(r, profile), (f"error_counts_{profile}.csv",), "07",
+            f"hand-labelled categories of wrong student answers ({profile} profile)"),
+    }
+
+
 FIGURES = {
-    "main_default": (lambda r: figure_main(r, "default"),
-                     "main table, default profile (2 tasks, 2 epochs): every method with its 95 % "
-                     "interval; the paper's GPT-3 0.3B number per method"),
-    "main_full": (lambda r: figure_main(r, "full"),
-                  "main table, full profile (9 tasks, 4 epochs), as main_default"),
-    "training_loss_default": (lambda r: figure_training_loss(r, "default"),
-                              "training loss of the default profile's fine-tuned students"),
-    "teacher_sources_default": (
+    "main_default": Figure(lambda r: figure_main(r, "default"), ("main_default.csv",), "04",
+                           "main table, default profile (2 tasks, 2 epochs): every method with its "
+                           "95 % interval; the paper's GPT-3 0.3B number per method"),
+    "main_full": Figure(lambda r: figure_main(r, "full"), ("main_full.csv",), "04",
+                        "main table, full profile (9 tasks, 4 epochs), as main_default"),
+    "training_loss_default": Figure(lambda r: figure_training_loss(r, "default"),
+                                    ("predictions/main_default.json",), "03",
+                                    "training loss of the default profile's fine-tuned students"),
+    "teacher_sources_default": Figure(
         lambda r: figure_cells(r, "teacher_sources_default.csv", "teacher", PAPER_FTC),
+        ("teacher_sources_default.csv",), "04",
         "students of other teachers, with the paper's GPT-3 0.3B at D=1 and with diverse reasoning"),
-    "answer_format": (
+    "answer_format": Figure(
         lambda r: figure_cells(r, "answer_format.csv", "answer_format",
                                {"GPT-3 0.3B": PAPER_FTC["GPT-3 0.3B, D=1"]}),
+        ("answer_format.csv",), "04",
         "the paper's answer after `-->` against a copyable one, beside the paper's GPT-3 0.3B"),
-    "teacher_accuracy": (figure_teacher_accuracy,
-                         "the local teacher against text-davinci-002 on the same train questions"),
-    "teacher_diverse": (figure_teacher_diverse,
-                        "diverse reasoning of the local teacher: right samples of D=4 per question"),
-    "rationale_length": (figure_rationale_length,
-                         "words per recorded text-davinci-002 rationale, per task"),
+    "teacher_accuracy": Figure(figure_teacher_accuracy, ("teachers.csv",), "01",
+                               "the local teacher against text-davinci-002 on the same train questions"),
+    "teacher_diverse": Figure(figure_teacher_diverse, ("teacher_runs",), "01",
+                              "diverse reasoning of the local teacher: right samples of D=4 per question"),
+    "rationale_length": Figure(figure_rationale_length, (), "00",
+                               "words per recorded text-davinci-002 rationale, per task (from the data)"),
+    **study_figures("default"),
+    **study_figures("full"),
 }
+
+
+def absent_inputs(results_dir: Path, name: str) -> list[str]:
+    return [f for f in FIGURES[name].inputs if not (Path(results_dir) / f).exists()]
+
+
+def available(results_dir: Path) -> list[str]:
+    """The figures whose inputs are all in `results_dir`: those `make_figures` draws."""
+    return [name for name in FIGURES if not absent_inputs(results_dir, name)]
 
 
 def make_figures(results_dir: Path, figures_dir: Path, names: list[str] | None = None,
                  log=print) -> list[Path]:
-    """Draw the committed figures (all, or `names`) from `results_dir` into `figures_dir`."""
-    from .data import CotlibError  # noqa: PLC0415
+    """Draw the figures `names` (default: every one whose inputs are in `results_dir`, saying
+    which are skipped and why) from `results_dir` into `figures_dir`."""
     unknown = set(names or ()) - set(FIGURES)
     if unknown:
         raise CotlibError(f"unknown figure(s) {', '.join(sorted(unknown))}; choose from "
                           f"{', '.join(FIGURES)}")
     written = []
     for name in names or FIGURES:
-        written += save(FIGURES[name][0](Path(results_dir)), figures_dir, name)
-        log(f"{name}: {FIGURES[name][1]}")
+        figure = FIGURES[name]
+        if absent := absent_inputs(results_dir, name):
+            missing = (f"no {', '.join(absent)} in {results_dir} (notebook {figure.notebook} "
+                       f"writes {'it' if len(absent) == 1 else 'them'})")
+            if names:
+                raise CotlibError(f"figure {name}: {missing}")
+            log(f"skipped {name}: {missing}")
+            continue
+        written += save(figure.draw(Path(results_dir)), figures_dir, name)
+        log(f"{name}: {figure.about}")
     return written

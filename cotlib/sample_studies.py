@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import pandas as pd
+from matplotlib import cbook
 
 from . import sources
 from .audit import intermediate_answer
@@ -89,10 +90,19 @@ def lengths(cells: list[Cell]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def length_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Median and count of words per task, cell, teacher/student and correctness."""
-    grouped = table.groupby(["task", "cell", "who", "correct"])["words"]
-    return grouped.agg(rationales="size", median="median").unstack("correct")
+def length_boxes(table: pd.DataFrame) -> pd.DataFrame:
+    """The box plot of words per rationale of each task, cell, teacher/student and answer
+    (right/wrong), as numbers: count, quartiles, whiskers (1.5 IQR) and the distinct outliers
+    (space-separated); what `plots.length_by_outcome` draws, small enough to commit."""
+    rows = []
+    for (task, cell, who, correct), group in table.groupby(["task", "cell", "who", "correct"],
+                                                           sort=False):
+        box = cbook.boxplot_stats(group.words.to_numpy())[0]
+        rows.append({"task": task, "cell": cell, "who": who, "correct": correct,
+                     "rationales": len(group), "whislo": box["whislo"], "q1": box["q1"],
+                     "median": box["med"], "q3": box["q3"], "whishi": box["whishi"],
+                     "fliers": " ".join(str(int(w)) for w in sorted(set(box["fliers"])))})
+    return pd.DataFrame(rows)
 
 
 # --- what a rationale concludes; side by side ------------------------------------------------

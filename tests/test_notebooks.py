@@ -9,7 +9,7 @@ import papermill
 import papermill.parameterize
 import pytest
 
-from cotlib import paper, results
+from cotlib import paper, plots, results
 from cotlib.cli import main
 from cotlib.data import CotlibError, runs_root
 from cotlib.environment import versions
@@ -137,6 +137,17 @@ def test_05_on_the_smoke_profile(tmp_path, runs):
     for name in ("diverse_reasoning_smoke", "teacher_study_smoke"):
         assert (tmp_path / f"figures/{name}.png").stat().st_size > 10_000
         assert (tmp_path / f"figures/{name}.pdf").exists()
+    assert_redrawn_from_results(tmp_path, [plots.figure_diverse_reasoning, plots.figure_teacher_study],
+                                ["diverse_reasoning_smoke", "teacher_study_smoke"])
+
+
+def assert_redrawn_from_results(tmp_path, draws, names):
+    """`make figures` draws a notebook's figure again, byte for byte, from the tables it wrote."""
+    for draw, name in zip(draws, names):
+        plots.save(draw(tmp_path / "results", "smoke"), tmp_path / "redrawn", name)
+        for suffix in (".png", ".pdf"):
+            again = (tmp_path / "redrawn" / f"{name}{suffix}").read_bytes()
+            assert again == (tmp_path / "figures" / f"{name}{suffix}").read_bytes(), name + suffix
 
 
 def test_invalid_parameter_fails_with_one_clear_line_and_no_run(tmp_path, runs):
@@ -210,6 +221,10 @@ def test_07_sample_studies_on_a_smoke_cell(tmp_path, runs):
     assert not [c for c in nb["cells"] if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
     assert (tmp_path / "figures/sample_lengths_smoke.png").stat().st_size > 10_000
     assert (tmp_path / "figures/sample_lengths_smoke.pdf").exists()
+    assert_redrawn_from_results(tmp_path, [plots.figure_sample_lengths], ["sample_lengths_smoke"])
+    assert not (tmp_path / "figures/error_categories_smoke.png").exists()  # nothing labelled
+    with pytest.raises(CotlibError, match="error_counts_smoke.csv: no labelled wrong answers yet"):
+        plots.figure_error_categories(tmp_path / "results", "smoke")
     sheet = (tmp_path / "results/error_label_sheet_smoke.csv").read_text().splitlines()
     assert sheet[0].startswith("task,run,sample_index,correct,output_sha,label,note")
     assert len(sheet) > 5 and (tmp_path / "results/sample_diversity_smoke.csv").exists()

@@ -14,7 +14,14 @@ CELLS = sorted((RESULTS / "predictions").glob("*/*.jsonl.gz"))
 # Committed CSVs that report no student accuracy, and where their evidence is instead.
 NOT_STUDENT_TABLES = {"tasks.csv": "the data and the recorded teacher (notebook 00)",
                       "teachers.csv": "teacher runs, committed in results/teacher_runs/",
-                      "curation_default.csv": "teacher completions kept by curation"}
+                      "curation_default.csv": "teacher completions kept by curation",
+                      # notebook 07 reads rationales, not accuracies (its cells' predictions
+                      # are committed; the labels are checked against them by output hash)
+                      "error_labels.csv": "hand labels of student answers",
+                      "error_counts_default.csv": "labelled error categories",
+                      "sample_cases_default.csv": "teacher and student cases per question",
+                      "sample_lengths_default.csv": "rationale lengths as box plots",
+                      "sample_diversity_default.csv": "rationale variety"}
 
 
 @pytest.mark.parametrize("table", results.tables(RESULTS))

@@ -72,8 +72,14 @@ def test_lengths_cases_and_diversity_of_a_finished_cell(runs):
     student = lengths[lengths.who == "student (test)"]
     assert len(student) == len(get_task("coin_flip").split("test"))
     assert len(lengths) - len(student) == 16  # the smoke profile's 16 train questions, D=1
-    summary = studies.length_summary(lengths)
-    assert summary.loc[("coin_flip", cell.name, "student (test)"), ("rationales", True)] == student.correct.sum()
+    boxes = studies.length_boxes(lengths).set_index(["who", "correct"])
+    right = student[student.correct].words
+    box = boxes.loc[("student (test)", True)]
+    assert box.rationales == len(right) == student.correct.sum() and box["median"] == right.median()
+    assert (box.q1, box.q3) == tuple(right.quantile([0.25, 0.75]))
+    beyond = right[(right < box.whislo) | (right > box.whishi)]
+    assert box.fliers.split() == [str(w) for w in sorted(set(beyond))]
+    assert len(boxes) == len(lengths.groupby(["who", "correct"]))
     table = studies.cases(cell)
     # the "student" is the recorded teacher, shown beside itself: never one right, one wrong
     assert set(table.case) <= {"both right", "both wrong", "right for a wrong reason"}
