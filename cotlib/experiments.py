@@ -5,6 +5,7 @@ import hashlib
 import json
 import math
 import os
+import resource
 import shutil
 import time
 from dataclasses import asdict, dataclass, replace
@@ -250,7 +251,8 @@ def measure(profile: Profile, task: Task, method: str, out: Path, model, tokeniz
     if validation:
         metrics["validation"] = accuracy(ask(model, validation))
     predictions = ask(model, samples)
-    metrics.update(accuracy(predictions), eval_seconds=time.time() - started)
+    metrics.update(accuracy(predictions), eval_seconds=time.time() - started,
+                   peak_memory_gb=peak_memory_gb())
     if method == "fine_tune_cot":  # the official code's reading, beside ours (which tables use)
         metrics["accuracy_paper_reading"] = paper_accuracy(task, [asdict(p) for p in predictions])
     write_jsonl(out / "predictions.jsonl", [asdict(p) for p in predictions])
@@ -258,6 +260,11 @@ def measure(profile: Profile, task: Task, method: str, out: Path, model, tokeniz
                                                  indent=1, default=str))
     write_atomic(out / "metrics.json", json.dumps(metrics, indent=1))
     return metrics
+
+
+def peak_memory_gb() -> float:
+    """This process's peak resident memory so far (GiB; Linux reports KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
 
 
 def teacher_source(profile: Profile, task: Task, log=print) -> dict:
@@ -403,6 +410,44 @@ def epochs_table(profile: Profile, epochs: tuple[int, ...]) -> pd.DataFrame:
                 row[f"test {count}"] = metrics.get("accuracy", float("nan"))
             rows.append(row)
     return pd.DataFrame(rows).set_index(["task", "method"])
+
+
+# Training recipes compared on validation (results/recipe_search.csv): TrainConfig settings.
+RECIPES = {
+    "ours": dict(learning_rate=1e-4, schedule="linear", epochs=4),
+    "paper's open students (lr 3e-4, constant; 10 of its 20 epochs)": dict(
+        learning_rate=3e-4, schedule="constant", epochs=10),
+}
+
+
+def recipe_profile(profile: Profile, settings: dict) -> Profile:
+    """`profile` trained with a recipe: each epoch scored, the best on validation kept, and
+    test scored after each epoch for the paper's protocol only."""
+    return replace(profile, train=replace(profile.train, keep="best", **settings),
+                   test_every_epoch=True)
+
+
+def recipe_table(profile: Profile, recipes: dict[str, dict] = RECIPES) -> pd.DataFrame:
+    """Per task, recipe and epoch: validation accuracy, and test accuracy (the paper's
+    best-of-epochs protocol, never used to choose). `chosen` marks each task's best
+    (recipe, epoch) on validation; `profile_choice` the recipe with the best mean validation
+    over tasks. Reads finished Fine-tune-CoT cells only (never trains)."""
+    rows = []
+    for task in profile.tasks:
+        for name, settings in recipes.items():
+            metrics = finished(run_dir(recipe_profile(profile, settings), task, "fine_tune_cot"))
+            rows += [{"task": task, "recipe": name, **settings, "epoch": e["epoch"],
+                      "validation": e["validation"], "test_paper_protocol": e.get("test")}
+                     for e in metrics.get("epochs", [])]
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    best = table.loc[table.groupby("task", sort=False).validation.idxmax()]  # earliest of ties
+    table["chosen"] = table.index.isin(best.index)
+    by_recipe = table.groupby("recipe", sort=False).apply(
+        lambda t: t.groupby("task").validation.max().mean(), include_groups=False)
+    table["profile_choice"] = table.recipe == by_recipe.idxmax()
+    return table
 
 
 def cells_table(profile: Profile, cells: list[dict]) -> pd.DataFrame:

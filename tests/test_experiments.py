@@ -161,3 +161,24 @@ def test_cotlib_runs_naming_a_file_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("COTLIB_RUNS", str(tmp_path / "runs"))
     with pytest.raises(CotlibError, match=r"COTLIB_RUNS=.*runs is a file, not a directory"):
         run(get_profile("smoke"), "coin_flip", "zero_shot")
+
+
+def test_recipe_table_chooses_on_validation_and_never_on_test(runs):
+    from cotlib.experiments import recipe_profile, recipe_table
+    profile = get_profile("smoke")
+    recipes = {"a": dict(learning_rate=1e-4, schedule="linear", epochs=2),
+               "b": dict(learning_rate=3e-4, schedule="constant", epochs=3)}
+    curves = {("coin_flip", "a"): [(50, 99), (60, 10)], ("coin_flip", "b"): [(40, 100), (55, 100), (58, 100)],
+              ("multiarith", "a"): [(10, 0), (20, 0)], ("multiarith", "b"): [(30, 90), (30, 95), (25, 99)]}
+    for (task, name), curve in curves.items():
+        out = run_dir(recipe_profile(profile, recipes[name]), task, "fine_tune_cot")
+        out.mkdir(parents=True)
+        epochs = [{"epoch": i + 1, "validation": v, "test": t} for i, (v, t) in enumerate(curve)]
+        (out / "metrics.json").write_text(json.dumps({"epochs": epochs}))
+    table = recipe_table(profile, recipes)
+    chosen = table[table.chosen].set_index("task")
+    assert chosen.loc["coin_flip", ["recipe", "epoch"]].tolist() == ["a", 2]  # test favours b
+    assert chosen.loc["multiarith", ["recipe", "epoch"]].tolist() == ["b", 1]  # earliest of ties
+    # mean best validation: a (60 + 20) / 2 = 40, b (58 + 30) / 2 = 44
+    assert set(table[table.profile_choice].recipe) == {"b"}
+    assert len(table) == 10 and table.test_paper_protocol.max() == 100
