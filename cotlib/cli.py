@@ -160,7 +160,7 @@ def cmd_run(args: argparse.Namespace) -> None:
                           validation_size=args.validation_size, teacher=args.teacher,
                           degree=args.D, distinct=args.distinct or None,
                           answer_format=args.answer_format,
-                          task_vocab=True if args.task_vocab else None,
+                          task_vocab=args.task_vocab,
                           schedule=args.schedule, keep=args.keep,
                           test_every_epoch=True if args.test_every_epoch else None)
     table = main_table(profile, tuple(args.methods) if args.methods else None)
@@ -190,9 +190,9 @@ def add_student_steps(steps) -> None:
     r.add_argument("--answer-format", choices=["paper", "copyable"],
                    help="after `-->`: the answer (paper) or what the student can copy: Last "
                         "Letter's letters spaced out, a choice's text then its letter")
-    r.add_argument("--task-vocab", action="store_true",
+    r.add_argument("--task-vocab", action=argparse.BooleanOptionalAction,
                    help="cut the Fine-tune-CoT student's head to the task's tokens (faster; a "
-                        "departure from the paper)")
+                        "departure from the paper; on in the default and full profiles)")
     r.add_argument("--schedule", choices=["linear", "constant"],
                    help="learning rate: warm-up and linear decay, or constant (the paper's open students)")
     r.add_argument("--keep", choices=["last", "best"],

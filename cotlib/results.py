@@ -147,8 +147,8 @@ def table_cells(builder: str, profile: experiments.Profile, args: dict) -> list[
     if builder == "source_table":
         args = {"cells": [{"task": t, "teacher": s, "degree": d} for t, s, d in args["cells"]]}
     if builder in ("cells_table", "source_table"):
-        return [cell_id(run_dir(replace(profile, **{k: v for k, v in c.items() if k != "task"}),
-                                c["task"], "fine_tune_cot")) for c in args["cells"]]
+        return [cell_id(run_dir(experiments.with_settings(profile, c), c["task"], "fine_tune_cot"))
+                for c in args["cells"]]
     raise CotlibError(f"unknown table builder {builder!r}; choose from {', '.join(BUILDERS)}")
 
 
