@@ -1,17 +1,25 @@
-"""Audits of a student's test predictions: where the rationale gets the intermediate right
-and the final answer after `-->` is still wrong (the copy step, not the reasoning, failed)."""
+"""Audits of a student's test predictions and of the completions it learned from: how
+outputs end (no `-->`, cut at the generation cap), answers that are no valid candidate, the
+predicted against the gold answers, rationales that conclude another choice; and where the
+rationale gets the intermediate right and the final answer after `-->` is still wrong (the
+copy step, not the reasoning, failed)."""
 from __future__ import annotations
 
 import re
+from collections import Counter
+from typing import Callable
 
-from .tasks import Sample, Task
+from .curation import FinetuneSample, named_choice, normal_dates
+from .format import ANSWER_SEP, COMPLETION_END, read_answer, split_completion
+from .tasks import Sample, Task, only_letters
 
 LAST_LETTER = re.compile(r"last letter of [\"']?(.+?)[\"']? is [\"']?([^\W\d_])[\"']?", re.I)
-DATE = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b")
 
-
-def _normal(text: str) -> str:
-    return DATE.sub(lambda m: f"{int(m[1]):02d}/{int(m[2]):02d}/{m[3]}", text).lower()
+# (new-token cap, stop string) of each generation `evaluation.evaluate` makes per method
+# (None: the profile's max_new_tokens); Zero-shot-CoT generates its rationale, then its answer.
+GENERATION = {"fine_tune_cot": [(None, COMPLETION_END.strip())],
+              "vanilla": [(24, COMPLETION_END.strip())], "zero_shot": [(32, "\n")],
+              "zero_shot_cot": [(128, "\nQ:"), (32, "\n")], "few_shot_cot": [(128, "\nQ:")]}
 
 
 def intermediate_answer(task: Task, sample: Sample, rationale: str) -> str | None:
@@ -21,7 +29,7 @@ def intermediate_answer(task: Task, sample: Sample, rationale: str) -> str | Non
         return "".join(letter for _, letter in LAST_LETTER.findall(rationale)) or None
     if task.answer_type != "choice":
         return None
-    text, choices = _normal(rationale), [_normal(c) for c in sample.choices]
+    text, choices = normal_dates(rationale), [normal_dates(c) for c in sample.choices]
     named = [(text.rfind(c), i) for i, c in enumerate(choices) if c and c in text]
     return chr(ord("A") + max(named)[1]) if named else None
 
@@ -40,3 +48,89 @@ def intermediate_counts(task: Task, predictions: list[dict]) -> dict:
         wrong_final += not p["correct"]
     return {"task": task.name, "predictions": len(predictions), "intermediate_right": right,
             "intermediate_right_final_wrong": wrong_final}
+
+
+# --- how outputs end, valid answers, answer distributions --------------------------------
+
+def candidates(task: Task, sample: Sample | None = None) -> tuple[str, ...]:
+    """The answers a closed task allows (a sample's own choice letters); () for open tasks."""
+    if task.answer_type == "yes_no":
+        return ("yes", "no")
+    if task.answer_type == "choice":
+        return tuple(task.letters[:len(sample.choices)] if sample else task.letters)
+    return ()
+
+
+def valid_answer(task: Task, sample: Sample, answer: str) -> bool:
+    """Whether a parsed answer is a candidate: a choice the question offers, yes/no, a
+    number, letters (hyphens between them allowed, as the fair comparison reads them)."""
+    if task.answer_type in ("yes_no", "choice"):
+        return answer.strip().lower() in [c.lower() for c in candidates(task, sample)]
+    if task.answer_type == "number":
+        return bool(re.fullmatch(r"-?\d+(\.\d*)?", answer.replace(",", "")))
+    if task.answer_type == "letters":
+        return bool(only_letters(answer))
+    return bool(answer.strip())
+
+
+def cut_at_cap(task: Task, method: str, output: str, max_new_tokens: int,
+               count_tokens: Callable[[str], int]) -> bool:
+    """Whether a generation of `output` ran into its token cap: no stop string, and as many
+    tokens as the cap (one that stopped at end-of-sequence is shorter)."""
+    stages = GENERATION[method]
+    parts = output.rpartition("\n" + task.trigger)[::2] if len(stages) == 2 else (output,)
+    return any(stop not in part and count_tokens(part) >= (cap or max_new_tokens)
+               for part, (cap, stop) in zip(parts, stages))
+
+
+def distribution(task: Task, answers: list[str], prefix: str) -> dict[str, int]:
+    """Counts per candidate (letters, yes/no) of a closed task; {} for open tasks."""
+    counted = Counter(a.strip().lower() for a in answers)
+    return {f"{prefix} {c}": counted[c.lower()] for c in candidates(task)}
+
+
+def prediction_audit(task: Task, method: str, predictions: list[dict], max_new_tokens: int,
+                     count_tokens: Callable[[str], int]) -> dict:
+    """Counts over a cell's stored test predictions (output, rationale, predicted, answer)."""
+    samples = task.samples()
+    return {"n": len(predictions),
+            "no_arrow": sum(ANSWER_SEP.strip() not in p["output"] for p in predictions)
+            if method == "fine_tune_cot" else None,
+            "cut_at_cap": sum(cut_at_cap(task, method, p["output"], max_new_tokens, count_tokens)
+                              for p in predictions),
+            "invalid_answer": sum(not valid_answer(task, samples[p["sample_index"]], p["predicted"])
+                                  for p in predictions),
+            "names_other_choice": other_choices(task, [(p["sample_index"], p["rationale"],
+                                                         p["predicted"]) for p in predictions]),
+            **distribution(task, [p["predicted"] for p in predictions], "predicted"),
+            **distribution(task, [p["answer"] for p in predictions], "gold")}
+
+
+def training_audit(task: Task, method: str, curated: list[FinetuneSample], max_new_tokens: int,
+                   count_tokens: Callable[[str], int]) -> dict:
+    """The same counts over the completions a student learned from; "cut at the cap": longer
+    than the generation cap, so the student could never write one out to `END`."""
+    samples = task.samples()
+    read = [split_completion(s.completion) for s in curated]
+    answers = [read_answer(task, a or "", "copyable") if method == "fine_tune_cot"
+               else task.extract(r) for r, a in read]  # vanilla: ` <answer> END`, no arrow
+    return {"n": len(curated),
+            "no_arrow": sum(a is None for _, a in read) if method == "fine_tune_cot" else None,
+            "cut_at_cap": sum(count_tokens(s.completion) > max_new_tokens for s in curated),
+            "invalid_answer": sum(not valid_answer(task, samples[s.sample_index], a)
+                                  for s, a in zip(curated, answers)),
+            "names_other_choice": other_choices(task, [(s.sample_index, r, a) for s, (r, _), a
+                                                       in zip(curated, read, answers)])
+            if method == "fine_tune_cot" else None,
+            **distribution(task, answers, "predicted"),
+            **distribution(task, [samples[s.sample_index].answer for s in curated], "gold")}
+
+
+def other_choices(task: Task, read: list[tuple[int, str, str]]) -> int | None:
+    """How many (sample index, rationale, answer) conclude another choice than their answer:
+    right for a wrong reason where the answer is right (None: not a multiple-choice task)."""
+    if task.answer_type != "choice":
+        return None
+    samples = task.samples()
+    return sum(named_choice(task, samples[i], rationale) not in (None, answer)
+               for i, rationale, answer in read)

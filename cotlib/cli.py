@@ -162,7 +162,8 @@ def cmd_run(args: argparse.Namespace) -> None:
                           answer_format=args.answer_format,
                           task_vocab=args.task_vocab,
                           schedule=args.schedule, keep=args.keep,
-                          test_every_epoch=True if args.test_every_epoch else None)
+                          test_every_epoch=True if args.test_every_epoch else None,
+                          consistent_choices=True if args.consistent_choices else None)
     table = main_table(profile, tuple(args.methods) if args.methods else None)
     print(table.round(2).to_string(na_rep="-"))
 
@@ -200,6 +201,9 @@ def add_student_steps(steps) -> None:
     r.add_argument("--test-every-epoch", action="store_true",
                    help="also score test after every epoch: the paper's best-of-epochs protocol, "
                         "reported beside ours, never used to choose")
+    r.add_argument("--consistent-choices", action="store_true",
+                   help="drop multiple-choice samples whose rationale concludes another choice "
+                        "than their answer (right for a wrong reason; a departure from the paper)")
     r.set_defaults(run=cmd_run)
     s = steps.add_parser("sources", help="teacher sources per task: covered train questions, "
                                          "max D, teacher accuracy on our train split",

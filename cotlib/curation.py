@@ -3,14 +3,16 @@ format lives in `format`). Vanilla fine-tuning: the gold answer without a ration
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Iterable, Protocol
 
 import pandas as pd
 
 from .data import CotlibError
-from .format import ANSWER_SEP, answer_field, cot_completion, prompt_text, vanilla_completion
-from .tasks import Task, canonical_gold
+from .format import (ANSWER_SEP, answer_field, cot_completion, prompt_text, read_answer,
+                     split_completion, vanilla_completion)
+from .tasks import Sample, Task, canonical_gold
 
 FILTERS = ("none", "answer")
 
@@ -30,13 +32,15 @@ class FinetuneSample:
 
 
 def curate(task: Task, completions: Iterable[TeacherCompletion], indices: Iterable[int],
-           filter: str = "answer", distinct: bool = False,
-           answer_format: str = "paper") -> list[FinetuneSample]:
+           filter: str = "answer", distinct: bool = False, answer_format: str = "paper",
+           consistent_choices: bool = False) -> list[FinetuneSample]:
     """Fine-tune-CoT samples from teacher completions on the samples `indices` (e.g. train).
 
     filter="answer" keeps only completions whose predicted answer is correct; distinct=True
     drops exact duplicate rationales of a question (the paper's code keeps them: at D > 1
-    they weight the data); answer_format="copyable" writes `format.answer_field`'s variant.
+    they weight the data); answer_format="copyable" writes `format.answer_field`'s variant;
+    consistent_choices=True drops multiple-choice samples whose rationale concludes another
+    choice than their answer (`named_choice`; a departure: the paper keeps them).
     """
     if filter not in FILTERS:
         raise CotlibError(f"unknown curation filter {filter!r}; choose from {', '.join(FILTERS)}")
@@ -50,12 +54,65 @@ def curate(task: Task, completions: Iterable[TeacherCompletion], indices: Iterab
             continue
         if distinct and (c.sample_index, c.rationale.strip()) in seen:
             continue
+        if consistent_choices and named_choice(task, sample, c.rationale) not in (None,
+                                                                                   c.prediction):
+            continue
         seen.add((c.sample_index, c.rationale.strip()))
         kept.append(FinetuneSample(c.sample_index, getattr(c, "completion_index", 0),
                                    prompt_text(sample.question),
                                    cot_completion(c.rationale, answer_field(
                                        task, sample, c.prediction, answer_format))))
     return kept
+
+
+# --- the choice a rationale concludes: right answers reached for a wrong reason ----------
+
+DATE = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b")
+SUBJECT = re.compile(r"At the end of the [^,]*, (\w+)")  # Shuffled Objects: whom it asks about
+PEOPLE = re.compile(r"^(\w+), (\w+), and (\w+)")
+
+
+def normal_dates(text: str) -> str:
+    """Lowercase text with its MM/DD/YYYY dates zero-padded (5/1/2021 -> 05/01/2021)."""
+    return DATE.sub(lambda m: f"{int(m[1]):02d}/{int(m[2]):02d}/{m[3]}", text).lower()
+
+
+def named_choice(task: Task, sample: Sample, rationale: str) -> str | None:
+    """The choice letter a rationale concludes; "" for a conclusion that is no choice; None
+    where it names none. Dates (every choice a date): the last date it writes. Shuffled
+    Objects: the last choice text after the asked person's name ("Alice has the pink ball").
+    Else the choice text named last."""
+    if task.answer_type != "choice" or not sample.choices:
+        return None
+    text, choices = normal_dates(rationale), [normal_dates(c) for c in sample.choices]
+    if all(DATE.fullmatch(c) for c in choices):
+        dates = [m[0] for m in DATE.finditer(text)]
+        if not dates:
+            return None
+        return chr(ord("A") + choices.index(dates[-1])) if dates[-1] in choices else ""
+    mentions = sorted((m.start(), i) for i, c in enumerate(choices) if c
+                      for m in re.finditer(re.escape(c), text))
+    subject, people = SUBJECT.search(sample.question), PEOPLE.match(sample.question)
+    if subject and people:
+        mentions = [(at, i) for at, i in mentions
+                    if person_before(text, at, people.groups()) == subject[1].lower()]
+    return chr(ord("A") + mentions[-1][1]) if mentions else None
+
+
+def person_before(text: str, at: int, people: tuple[str, ...]) -> str:
+    """The last of `people` named in lowercase `text` before position `at` ("": none)."""
+    names = re.findall(r"\b(" + "|".join(re.escape(p.lower()) for p in people) + r")\b",
+                       text[:at])
+    return names[-1] if names else ""
+
+
+def names_other_choice(task: Task, sample: Sample, completion: str) -> bool:
+    """Whether a ` <rationale> --> <answer> END` completion concludes another choice than its
+    answer: a right answer reached for a wrong reason."""
+    rationale, answer = split_completion(completion)
+    # read as copyable: a parenthesised letter if there is one (` pink ball (C)`), else the answer
+    return named_choice(task, sample, rationale) not in (None, read_answer(task, answer or "",
+                                                                           "copyable"))
 
 
 def vanilla(task: Task, indices: Iterable[int]) -> list[FinetuneSample]:
@@ -67,13 +124,18 @@ def vanilla(task: Task, indices: Iterable[int]) -> list[FinetuneSample]:
 
 
 def report(task: Task, completions: list, curated: list[FinetuneSample],
-           count_tokens=lambda text: len(text.split())) -> dict:
-    """Per-task curation statistics: completions, kept, kept %, completion length."""
+           count_tokens=lambda text: len(text.split()), dropped_other_choice: int = 0) -> dict:
+    """Per-task curation statistics: completions, kept, kept %, completion length, and the kept
+    samples whose rationale concludes another choice (beside those the filter dropped)."""
     lengths = pd.Series([count_tokens(s.completion) for s in curated], dtype=float)
+    samples = task.samples()
     questions = {s.sample_index for s in curated}
     distinct = {(s.sample_index, s.completion.rpartition(ANSWER_SEP)[0]) for s in curated}
     return {"task": task.name, "completions": len(completions), "kept": len(curated),
             "kept_%": 100 * len(curated) / max(1, len(completions)),
             "questions_kept": len(questions),
             "distinct_per_question": len(distinct) / max(1, len(questions)),
-            "completion_len_mean": lengths.mean(), "completion_len_max": lengths.max()}
+            "completion_len_mean": lengths.mean(), "completion_len_max": lengths.max(),
+            "names_other_choice": sum(names_other_choice(task, samples[s.sample_index],
+                                                         s.completion) for s in curated),
+            "dropped_other_choice": dropped_other_choice}

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from . import sources, vocabulary
-from .audit import intermediate_counts
+from .audit import intermediate_counts, prediction_audit, training_audit
 from .curation import FinetuneSample, curate, report, vanilla
 from .data import CotlibError, runs_root
 from .environment import versions
@@ -50,6 +50,7 @@ class Profile:
     answer_format: str = "paper"  # or "copyable" (format.answer_field): a departure, its own row
     test_every_epoch: bool = False  # the paper's protocol, beside ours: a test curve, never read
     # to choose anything (train.keep="best" chooses the epoch on validation)
+    consistent_choices: bool = False  # drop samples whose rationale concludes another choice
 
 
 FULL_TASKS = ("single_eq", "addsub", "multiarith", "svamp", "date_understanding",
@@ -72,6 +73,9 @@ DEPARTURES = ("departures from the paper: Gemma-3-270M student (paper: GPT-3 0.3
               "bf16 autocast where the CPU has fast bf16; " + TASK_VOCAB_DEPARTURE)
 COPYABLE_DEPARTURE = ("copyable answer after `-->` (Last Letter: letters spaced out; multiple "
                       "choice: the choice text, then its letter); the paper writes the answer")
+CONSISTENT_CHOICES_DEPARTURE = ("multiple-choice samples whose rationale concludes another "
+                                "choice than their answer dropped (curation.named_choice); the "
+                                "paper keeps every sample with the right answer")
 PROFILES = {p.name: p for p in [
     Profile("smoke", "tiny", ("coin_flip", "multiarith"),
             TrainConfig(epochs=1, batch_size=4, bf16=False, checkpoint_every=2),
@@ -92,7 +96,8 @@ def get_profile(name: str, tasks: list[str] | None = None, student: str | None =
                 degree: int | None = None, distinct: bool | None = None,
                 answer_format: str | None = None, task_vocab: bool | None = None,
                 schedule: str | None = None, keep: str | None = None,
-                test_every_epoch: bool | None = None) -> Profile:
+                test_every_epoch: bool | None = None,
+                consistent_choices: bool | None = None) -> Profile:
     """A profile with some settings overridden (None keeps the profile's own); the teacher
     source must cover every task at degree D, checked here before anything runs."""
     if name not in PROFILES:
@@ -118,12 +123,14 @@ def get_profile(name: str, tasks: list[str] | None = None, student: str | None =
                "train_limit": train_limit, "test_limit": test_limit,
                "validation_size": validation_size, "teacher": teacher, "degree": degree,
                "distinct": distinct, "answer_format": answer_format,
-               "test_every_epoch": test_every_epoch}
+               "test_every_epoch": test_every_epoch, "consistent_choices": consistent_choices}
     if answer_format not in (None, *ANSWER_FORMATS):
         raise CotlibError(f"parameter answer_format={answer_format!r}: choose from "
                           f"{', '.join(ANSWER_FORMATS)}")
     if answer_format == "copyable":
         changes["notes"] = profile.notes + "; " + COPYABLE_DEPARTURE
+    if consistent_choices and not profile.consistent_choices:
+        changes["notes"] = changes.get("notes", profile.notes) + "; " + CONSISTENT_CHOICES_DEPARTURE
     if train.task_vocab != profile.train.task_vocab:
         notes = changes.get("notes", profile.notes)
         changes["notes"] = (notes + "; " + TASK_VOCAB_DEPARTURE if train.task_vocab else
@@ -154,6 +161,8 @@ def run_dir(profile: Profile, task: str, method: str) -> Path:
         settings.append(teacher)
     if method == "fine_tune_cot" and profile.answer_format != "paper":
         settings.append({"answer_format": profile.answer_format})
+    if method == "fine_tune_cot" and profile.consistent_choices:  # else older cells' hash
+        settings.append({"consistent_choices": True})
     if method in TRAINED and profile.test_every_epoch:
         settings.append({"test_every_epoch": True})
     config = json.dumps(settings, sort_keys=True)
@@ -192,7 +201,8 @@ def train_samples(profile: Profile, task: Task, method: str) -> list[FinetuneSam
         raise CotlibError(f"teacher source {profile.teacher} has no rationales on the train "
                           f"questions of {task.name}; Fine-tune-CoT needs them")
     return curate(task, teacher, indices, distinct=profile.distinct,
-                  answer_format=profile.answer_format)
+                  answer_format=profile.answer_format,
+                  consistent_choices=profile.consistent_choices)
 
 
 def teacher_completions(profile: Profile, task: Task) -> list:
@@ -341,6 +351,8 @@ def row_name(profile: Profile, method: str) -> str:
         name += f" ({profile.teacher}, D={profile.degree})"
     if method == "fine_tune_cot" and profile.answer_format == "copyable":
         name += ", copyable answer"
+    if method == "fine_tune_cot" and profile.consistent_choices:
+        name += ", consistent choices"
     return name
 
 
@@ -358,7 +370,10 @@ def curation_table(profile: Profile) -> pd.DataFrame:
         task = get_task(name)
         indices = set(train_indices(profile, task)[0])
         completions = [c for c in teacher_completions(profile, task) if c.sample_index in indices]
-        rows.append(report(task, completions, train_samples(profile, task, "fine_tune_cot")))
+        kept = train_samples(profile, task, "fine_tune_cot")
+        dropped = len(train_samples(replace(profile, consistent_choices=False), task,
+                                    "fine_tune_cot")) - len(kept)
+        rows.append(report(task, completions, kept, dropped_other_choice=dropped))
     return pd.DataFrame(rows).set_index("task")
 
 
@@ -395,6 +410,35 @@ def main_table(profile: Profile, methods: tuple[str, ...] | None = None, log=pri
         rows[f"paper: {key[1]} {key[0]} {key[2]}"] = paper.loc[key].reindex(  # task files: NaN
             list(profile.tasks)).to_dict()
     return pd.DataFrame(rows).T[list(profile.tasks)]
+
+
+def audit_table(profile: Profile, methods: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Per task and method: `audit` counts over the finished cell's test predictions, and for
+    the trained methods over the completions they learned from. Never trains; a cell not
+    finished is listed as missing."""
+    tokenizer = load_student(profile.student)[1]  # "cut at the cap" counts the student's tokens
+    count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    rows = []
+    for name in profile.tasks:
+        task = get_task(name)
+        for method in [m for m in methods or profile.methods if has_cell(task, m)]:
+            out = run_dir(profile, name, method)
+            row = {"task": name, "method": method, "cell": f"{out.parent.name}/{out.name}"}
+            if finished(out):
+                cap = json.loads((out / "config.json").read_text())["max_new_tokens"]
+                rows.append({**row, "data": "test predictions", "status": "finished",
+                             **prediction_audit(task, method, read_jsonl(out / "predictions.jsonl"),
+                                                cap, count)})
+            else:
+                rows.append({**row, "data": "test predictions", "status": "missing"})
+            if method in TRAINED:
+                rows.append({**row, "data": "training completions", "status": "curated",
+                             **training_audit(
+                    task, method, train_samples(profile, task, method), profile.max_new_tokens,
+                    count)})
+    table = pd.DataFrame(rows).set_index(["task", "method", "data"])
+    counts = table.select_dtypes("number").columns  # every number here is a count
+    return table.astype({c: "Int64" for c in counts})
 
 
 def epochs_table(profile: Profile, epochs: tuple[int, ...]) -> pd.DataFrame:

@@ -30,7 +30,7 @@ from .tasks import get_task
 RESULTS = PROJECT_ROOT / "results"
 RECORD_KEYS = ("sample_index", "output", "rationale", "predicted", "answer", "correct")
 DERIVED = ("accuracy", "ci_low", "ci_high", "n", "accuracy_paper_reading")  # from predictions
-BUILDERS = ("main_table", "epochs_table", "cells_table", "source_table")
+BUILDERS = ("main_table", "epochs_table", "cells_table", "source_table", "audit_table")
 DECIMALS = 2  # every table is committed rounded to this
 
 
@@ -135,7 +135,7 @@ def profile_from(config: dict) -> experiments.Profile:
 def table_cells(builder: str, profile: experiments.Profile, args: dict) -> list[str]:
     """The run folders (`<task>/<method>-<hash>`) whose numbers `builder` reports."""
     run_dir = experiments.run_dir
-    if builder == "main_table":
+    if builder in ("main_table", "audit_table"):
         methods = args.get("methods") or profile.methods
         return [cell_id(run_dir(profile, name, method)) for name in profile.tasks
                 for method in methods if experiments.has_cell(get_task(name), method)]

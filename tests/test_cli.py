@@ -51,3 +51,9 @@ def test_bad_settings_and_missing_parts_are_one_line(tmp_path, monkeypatch, caps
     assert "COTLIB_RUNS" in one_line_error(capsys, *smoke)
     err = one_line_error(capsys, "download", "--mirror", "notaurl", "--dest", str(tmp_path / "d"))
     assert "mirror 'notaurl' is not a URL" in err and not (tmp_path / "d").exists()
+
+
+def test_run_takes_consistent_choices():
+    from cotlib.cli import parser
+    assert parser().parse_args(["run", "--consistent-choices"]).consistent_choices
+    assert not parser().parse_args(["run"]).consistent_choices

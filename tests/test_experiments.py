@@ -182,3 +182,24 @@ def test_recipe_table_chooses_on_validation_and_never_on_test(runs):
     # mean best validation: a (60 + 20) / 2 = 40, b (58 + 30) / 2 = 44
     assert set(table[table.profile_choice].recipe) == {"b"}
     assert len(table) == 10 and table.test_paper_protocol.max() == 100
+
+
+def test_consistent_choices_is_hashed_only_when_on():
+    from cotlib.experiments import row_name
+    default = get_profile("default")
+    # the committed default cells keep their folders while the switch is off
+    assert run_dir(default, "coin_flip", "fine_tune_cot").name == "fine_tune_cot-56b8ca82"
+    assert run_dir(default, "coin_flip", "vanilla").name == "vanilla-56b8ca82"
+    assert run_dir(default, "coin_flip", "zero_shot").name == "zero_shot-4e0e82b9"
+    off = get_profile("default", consistent_choices=False)
+    assert run_dir(off, "date_understanding", "fine_tune_cot").name == "fine_tune_cot-56b8ca82"
+    on = get_profile("default", consistent_choices=True)
+    assert run_dir(on, "date_understanding", "fine_tune_cot") != run_dir(
+        default, "date_understanding", "fine_tune_cot")
+    assert run_dir(on, "date_understanding", "vanilla") == run_dir(
+        default, "date_understanding", "vanilla")
+    assert "concludes another choice" in on.notes and "concludes" not in default.notes
+    assert row_name(on, "fine_tune_cot") == "Fine-tune-CoT, consistent choices"
+    curated = train_samples(on, get_task("date_understanding"), "fine_tune_cot")
+    assert len(curated) == len(train_samples(default, get_task("date_understanding"),
+                                             "fine_tune_cot")) - 27

@@ -29,7 +29,13 @@ def test_committed_table_is_rebuilt_exactly_from_committed_predictions(table):
     if missing := results.lacking(RESULTS, table):  # listed by `pytest -rs`, never silent
         pytest.skip(f"{table}: {len(missing)} cells lack committed predictions: "
                     f"{', '.join(missing)}")
-    assert results.rebuild(table, RESULTS) == (RESULTS / table).read_text()
+    try:
+        made = results.rebuild(table, RESULTS)
+    except CotlibError as e:  # the audit counts tokens with the student's own tokenizer
+        if "needs `pip install" not in str(e):
+            raise
+        pytest.skip(f"{table}: {e}")
+    assert made == (RESULTS / table).read_text()
 
 
 def test_every_table_of_student_accuracies_has_a_recipe():
