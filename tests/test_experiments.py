@@ -188,11 +188,13 @@ def test_consistent_choices_is_hashed_only_when_on():
     from cotlib.experiments import row_name
     default = get_profile("default")
     # the committed default cells keep their folders while the switch is off
-    assert run_dir(default, "coin_flip", "fine_tune_cot").name == "fine_tune_cot-56b8ca82"
+    assert run_dir(default, "coin_flip", "fine_tune_cot").name == "fine_tune_cot-0ce353a9"
+    full_head = get_profile("default", task_vocab=False)  # before the task vocabulary
+    assert run_dir(full_head, "coin_flip", "fine_tune_cot").name == "fine_tune_cot-56b8ca82"
     assert run_dir(default, "coin_flip", "vanilla").name == "vanilla-56b8ca82"
     assert run_dir(default, "coin_flip", "zero_shot").name == "zero_shot-4e0e82b9"
     off = get_profile("default", consistent_choices=False)
-    assert run_dir(off, "date_understanding", "fine_tune_cot").name == "fine_tune_cot-56b8ca82"
+    assert run_dir(off, "date_understanding", "fine_tune_cot").name == "fine_tune_cot-0ce353a9"
     on = get_profile("default", consistent_choices=True)
     assert run_dir(on, "date_understanding", "fine_tune_cot") != run_dir(
         default, "date_understanding", "fine_tune_cot")
