@@ -30,7 +30,8 @@ from .tasks import get_task
 RESULTS = PROJECT_ROOT / "results"
 RECORD_KEYS = ("sample_index", "output", "rationale", "predicted", "answer", "correct")
 DERIVED = ("accuracy", "ci_low", "ci_high", "n", "accuracy_paper_reading")  # from predictions
-BUILDERS = ("main_table", "epochs_table", "cells_table", "source_table", "audit_table")
+BUILDERS = ("main_table", "epochs_table", "cells_table", "source_table", "audit_table",
+            "recipe_table")
 DECIMALS = 2  # every table is committed rounded to this
 
 
@@ -144,6 +145,10 @@ def table_cells(builder: str, profile: experiments.Profile, args: dict) -> list[
                                 name, method))
                 for name in profile.tasks for method in experiments.TRAINED
                 for count in args["epochs"]]
+    if builder == "recipe_table":
+        return [cell_id(run_dir(experiments.recipe_profile(profile, settings), name,
+                                "fine_tune_cot"))
+                for name in profile.tasks for settings in args["recipes"].values()]
     if builder == "source_table":
         args = {"cells": [{"task": t, "teacher": s, "degree": d} for t, s, d in args["cells"]]}
     if builder in ("cells_table", "source_table"):

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Recipe search on validation (full profile, Fine-tune-CoT, task vocabulary): each recipe of
+# experiments.RECIPES on four tasks, every epoch scored on validation (the best kept) and on
+# test for the paper's protocol only. Rerun to resume (finished cells are reused). Writes
+# results/recipe_search.csv with its predictions.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+TASKS=${TASKS:-"date_understanding last_letter_concatenation tracking_shuffled_objects multiarith"}
+$PY - <<PY
+from cotlib import experiments, results
+profile = experiments.get_profile("full", tasks="$TASKS".split())
+for name, settings in experiments.RECIPES.items():
+    chosen = experiments.recipe_profile(profile, settings)
+    for task in profile.tasks:
+        print(f"{task}: {name}", flush=True)
+        experiments.run(chosen, task, "fine_tune_cot")
+table = experiments.recipe_table(profile)
+results.save_table(table, results.RESULTS / "recipe_search.csv", "recipe_table", profile,
+                   index=False, recipes=experiments.RECIPES)
+print(table.round(2).to_string(index=False))
+PY
