@@ -10,11 +10,10 @@ TASKS=${TASKS:-"date_understanding last_letter_concatenation tracking_shuffled_o
 $PY - <<PY
 from cotlib import experiments, results
 profile = experiments.get_profile("full", tasks="$TASKS".split())
-for name, settings in experiments.RECIPES.items():
-    chosen = experiments.recipe_profile(profile, settings)
-    for task in profile.tasks:
+for task in profile.tasks:  # a task's recipes together: the first tasks are complete soonest
+    for name, settings in experiments.RECIPES.items():
         print(f"{task}: {name}", flush=True)
-        experiments.run(chosen, task, "fine_tune_cot")
+        experiments.run(experiments.recipe_profile(profile, settings), task, "fine_tune_cot")
 table = experiments.recipe_table(profile)
 results.save_table(table, results.RESULTS / "recipe_search.csv", "recipe_table", profile,
                    index=False, recipes=experiments.RECIPES)
