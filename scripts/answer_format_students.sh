@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-run() { $PY -m cotlib run --profile default --methods fine_tune_cot --tasks "$@"; }
+# full head: the committed cells predate the task vocabulary (same recipe for both formats)
+run() { $PY -m cotlib run --profile default --no-task-vocab --methods fine_tune_cot --tasks "$@"; }
 run last_letter_concatenation --teacher esc:gpt-3.5-turbo --D 4 --answer-format copyable
 run last_letter_concatenation --answer-format copyable
 run last_letter_concatenation
@@ -21,7 +22,7 @@ cells = [dict(task=task, answer_format=form, **teacher)
              ("date_understanding", [{}, dict(teacher="mot:gpt-3.5-turbo-cot1", degree=4)]),
              ("tracking_shuffled_objects", [{}])]
          for teacher in teachers for form in ("paper", "copyable")]
-profile = experiments.get_profile("default")
+profile = experiments.get_profile("default", task_vocab=False)
 table = experiments.cells_table(profile, cells)
 results.save_table(table, results.RESULTS / "answer_format.csv", "cells_table", profile, index=False,
                    cells=cells)
