@@ -498,6 +498,23 @@ def recipe_table(profile: Profile, recipes: dict[str, dict] = RECIPES) -> pd.Dat
     return table
 
 
+def seed_table(profile: Profile, seeds: tuple[int, ...] = (0, 1, 2),
+               method: str = "fine_tune_cot") -> pd.DataFrame:
+    """Per task: `method`'s test accuracy (95 % interval) under each training seed, their
+    mean and spread (sample standard deviation). Reads finished cells only (never trains)."""
+    rows = []
+    for task in profile.tasks:
+        row = {"task": task}
+        for seed in seeds:
+            metrics = finished(run_dir(with_settings(profile, {"seed": seed}), task, method))
+            for key in ("accuracy", "ci_low", "ci_high"):
+                row[f"seed {seed} {key}"] = metrics.get(key, float("nan"))
+        runs = pd.Series([row[f"seed {seed} accuracy"] for seed in seeds])
+        rows.append({**row, "seeds": int(runs.notna().sum()), "mean": runs.mean(),
+                     "spread": runs.std()})
+    return pd.DataFrame(rows)
+
+
 def with_settings(profile: Profile, cell: dict) -> Profile:
     """`profile` with a cell's overrides: Profile fields, or TrainConfig fields (task_vocab ...)."""
     train = {k: v for k, v in cell.items() if k in TrainConfig.__dataclass_fields__}

@@ -31,7 +31,7 @@ RESULTS = PROJECT_ROOT / "results"
 RECORD_KEYS = ("sample_index", "output", "rationale", "predicted", "answer", "correct")
 DERIVED = ("accuracy", "ci_low", "ci_high", "n", "accuracy_paper_reading")  # from predictions
 BUILDERS = ("main_table", "epochs_table", "cells_table", "source_table", "audit_table",
-            "recipe_table")
+            "recipe_table", "seed_table")
 DECIMALS = 2  # every table is committed rounded to this
 
 
@@ -145,6 +145,10 @@ def table_cells(builder: str, profile: experiments.Profile, args: dict) -> list[
                                 name, method))
                 for name in profile.tasks for method in experiments.TRAINED
                 for count in args["epochs"]]
+    if builder == "seed_table":
+        return [cell_id(run_dir(experiments.with_settings(profile, {"seed": seed}), name,
+                                args.get("method", "fine_tune_cot")))
+                for name in profile.tasks for seed in args["seeds"]]
     if builder == "recipe_table":
         return [cell_id(run_dir(experiments.recipe_profile(profile, settings), name,
                                 "fine_tune_cot"))

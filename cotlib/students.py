@@ -20,7 +20,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.nn import LinearCrossEntropyOptions
 from transformers import (AutoModelForCausalLM, AutoTokenizer, LlamaConfig,
                           LlamaForCausalLM, PreTrainedTokenizerFast)
 
@@ -157,9 +156,10 @@ def completion_loss(model, batch: dict[str, torch.Tensor], loss: str = "fused",
         frozen = frozen or FrozenHead(head.weight)
         with hidden_states_as_logits(head):
             hidden = model(**inputs, logits_to_keep=keep).logits
-        if loss == "library":
+        if loss == "library":  # torch >= 2.13
             total = F.linear_cross_entropy(hidden.to(frozen.weight.dtype), frozen.weight, labels,
-                                           reduction="sum", options=LinearCrossEntropyOptions())
+                                           reduction="sum",
+                                           options=torch.nn.LinearCrossEntropyOptions())
         else:
             total = FrozenHeadCrossEntropy.apply(hidden, labels, frozen)
     else:

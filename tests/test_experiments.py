@@ -205,3 +205,19 @@ def test_consistent_choices_is_hashed_only_when_on():
     curated = train_samples(on, get_task("date_understanding"), "fine_tune_cot")
     assert len(curated) == len(train_samples(default, get_task("date_understanding"),
                                              "fine_tune_cot")) - 27
+
+
+def test_seed_table_reports_each_seed_and_the_spread(runs):
+    from cotlib.experiments import seed_table, with_settings
+    profile = get_profile("smoke")
+    for seed, accuracy in [(0, 50.0), (1, 70.0)]:
+        out = run_dir(with_settings(profile, {"seed": seed}), "coin_flip", "fine_tune_cot")
+        out.mkdir(parents=True)
+        (out / "metrics.json").write_text(json.dumps(
+            {"accuracy": accuracy, "ci_low": accuracy - 5, "ci_high": accuracy + 5}))
+    table = seed_table(profile, seeds=(0, 1, 2)).set_index("task")
+    assert table.loc["coin_flip", "seeds"] == 2 and table.loc["multiarith", "seeds"] == 0
+    assert table.loc["coin_flip", "mean"] == 60.0
+    assert table.loc["coin_flip", "spread"] == pytest.approx(14.142, abs=1e-3)
+    assert table.loc["coin_flip", "seed 1 ci_low"] == 65.0
+    assert math.isnan(table.loc["coin_flip", "seed 2 accuracy"])
