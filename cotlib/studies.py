@@ -126,6 +126,15 @@ def chosen_tasks(plan_tasks, tasks: list[str] | None) -> list[str]:
     return [t for t in plan_tasks if not tasks or t in tasks]
 
 
+def profile_tasks(profile: Profile, tasks: list[str] | None, plan) -> list[str] | None:
+    """The tasks a study runs: those asked for; else the plan's tasks the profile has (the
+    smoke profile: MultiArith), else all of the plan's (None)."""
+    if tasks is not None:
+        return tasks
+    planned = [entry[0] for entry in plan] if not isinstance(plan, dict) else list(plan)
+    return [t for t in planned if t in profile.tasks] or None
+
+
 def diverse_table(profile: Profile, tasks: list[str] | None = None,
                   budgets: tuple[str, ...] = ("epochs",), degrees: list[int] | None = None,
                   plan=DIVERSE_PLAN, run_missing: bool = True, log=print) -> pd.DataFrame:

@@ -110,7 +110,7 @@ def test_distinct_drops_exact_duplicate_rationales_of_a_question():
 
 
 def test_recorded_d1_cells_keep_their_hash_and_other_teachers_get_their_own():
-    default = get_profile("default")
+    default = get_profile("default", task_vocab=False)
     # the hashes of the cells made before teacher sources existed (results/, runs of make demo)
     assert run_dir(default, "coin_flip", "fine_tune_cot").name == "fine_tune_cot-56b8ca82"
     esc = get_profile("default", tasks=["last_letter_concatenation"], teacher="esc:gpt-3.5-turbo",
