@@ -415,6 +415,7 @@ def end_of_epoch(model, state: dict, scores, config: TrainConfig, out_dir: Path,
     if config.keep == "best" and best_epoch(state["epochs"]) is scored:
         trained = {k for k, p in model.named_parameters() if p.requires_grad}
         weights = {k: v for k, v in model.state_dict().items() if k in trained}
+        Path(out_dir).mkdir(parents=True, exist_ok=True)  # before the first checkpoint
         partial = Path(out_dir) / (BEST_FILE + ".partial")
         torch.save(weights, partial)
         os.replace(partial, Path(out_dir) / BEST_FILE)

@@ -172,8 +172,9 @@ def test_keep_best_chooses_the_epoch_on_validation_never_on_test(tmp_path):
         return {"validation": next(validation), "test": next(test)}
 
     config = TrainConfig(epochs=3, batch_size=4, bf16=False, keep="best", learning_rate=1e-2,
-                         checkpoint_every=1)
-    result = train(model, tokenizer, samples, config, tmp_path, log=lambda _: None, scores=scores)
+                         checkpoint_every=100)
+    result = train(model, tokenizer, samples, config, tmp_path / "run", log=lambda _: None,
+                   scores=scores)  # a run folder not made yet (measure makes it later)
     assert [e["validation"] for e in result["epochs"]] == [10.0, 30.0, 20.0]
     assert [e["epoch"] for e in result["epochs"]] == [1, 2, 3]
     kept = result["model"].state_dict()
