@@ -27,7 +27,7 @@ from .curation import FinetuneSample
 from .data import CotlibError, cache_dir
 from .teachers.hf import load_causal_lm
 from .format import prompt_text
-from .vocabulary import TaskHead, cut_head, load_ids, task_token_ids
+from .vocabulary import cut_head, load_ids, task_head, task_token_ids
 
 GEMMA = "gemma-3-270m"
 LOG_EVERY = 10  # optimizer steps between progress lines
@@ -146,8 +146,8 @@ def completion_loss(model, batch: dict[str, torch.Tensor], loss: str = "fused",
         raise CotlibError(f"unknown loss {loss!r}; choose from {', '.join(LOSSES)}")
     predicts = batch["targets"][:, 1:]  # position t predicts token t+1
     labels = batch["input_ids"][:, 1:][predicts]
-    if isinstance(task_head := getattr(model, "module", model).get_output_embeddings(), TaskHead):
-        labels = task_head.positions(labels)
+    if (cut := task_head(model)) is not None:
+        labels = cut.positions(labels)
     inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
     keep = torch.zeros_like(batch["targets"])
     keep[:, :-1] = predicts

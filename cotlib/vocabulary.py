@@ -79,10 +79,16 @@ def cut_head(model, ids: list[int]):
     return model
 
 
+def task_head(model) -> TaskHead | None:
+    """The model's cut head (through a DDP wrapper), or None: the full vocabulary."""
+    head = getattr(model, "module", model).get_output_embeddings()
+    return head if isinstance(head, TaskHead) else None
+
+
 def kept_ids(model) -> torch.Tensor | None:
     """The token ids a cut head scores (None: the full vocabulary)."""
-    head = getattr(model, "module", model).get_output_embeddings()
-    return head.ids if isinstance(head, TaskHead) else None
+    head = task_head(model)
+    return head.ids if head is not None else None
 
 
 def save(model, tokenizer, path: Path) -> None:
