@@ -339,6 +339,12 @@ def cmd_rebuild(args: argparse.Namespace) -> None:
         raise CotlibError(f"{', '.join(differ)} no longer follow from their committed predictions")
 
 
+def cmd_restore(args: argparse.Namespace) -> None:
+    from .results import restore  # noqa: PLC0415
+    restored = restore(args.results)
+    print(f"{len(restored)} committed cells restored under {runs_root()}")
+
+
 def add_paper_steps(steps) -> None:
     """`paper` (the notebooks as one batch), `figures` and `rebuild` (from results/)."""
     p = steps.add_parser("paper", help="execute the numbered notebooks in order with papermill")
@@ -358,6 +364,10 @@ def add_paper_steps(steps) -> None:
                                          "predictions and compare it with the committed one")
     r.add_argument("--results", type=Path, default=PROJECT_ROOT / "results")
     r.set_defaults(run=cmd_rebuild)
+    s = steps.add_parser("restore", help="put every committed cell back under runs/ (finished "
+                                         "cells are reused, not retrained)")
+    s.add_argument("--results", type=Path, default=PROJECT_ROOT / "results")
+    s.set_defaults(run=cmd_restore)
 
 
 def parser() -> argparse.ArgumentParser:

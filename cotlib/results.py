@@ -106,6 +106,20 @@ def restore_cell(path: Path, runs: Path) -> dict:
     return metrics
 
 
+def restore(results_dir: Path = RESULTS, runs: Path | None = None) -> list[str]:
+    """Every committed cell not finished under `runs` (default `runs_root()`) put back there,
+    so a fresh clone's runs reuse them instead of training again (no model weights: a
+    restored cell serves tables, not generation). Returns the cells restored."""
+    runs = Path(runs or runs_root())
+    restored = []
+    for path in sorted((Path(results_dir) / "predictions").glob("*/*.jsonl.gz")):
+        cell = f"{path.parent.name}/{path.name.removesuffix('.jsonl.gz')}"
+        if not experiments.finished(runs / cell):
+            restore_cell(path, runs)
+            restored.append(cell)
+    return restored
+
+
 def cell_metrics(results_dir: Path, cell: str) -> dict | None:
     """Accuracy, 95 % interval and recorded training facts of a committed cell (None: absent)."""
     path = cell_path(results_dir, cell)

@@ -67,6 +67,22 @@ def test_restore_then_export_gives_the_same_bytes(tmp_path):
         assert metrics["n"] == len(results.read_cell(path)[1])
 
 
+def test_restore_puts_back_only_cells_not_finished_and_the_table_builds_from_them(tmp_path):
+    runs = tmp_path / "runs"
+    kept = results.restore_cell(CELLS[0], runs)  # a finished cell is left as it is
+    header, _ = results.read_cell(CELLS[0])
+    (runs / header["cell"] / "metrics.json").write_text(json.dumps({**kept, "mark": 1}))
+    restored = results.restore(RESULTS, runs)
+    assert header["cell"] not in restored and len(restored) == len(CELLS) - 1
+    assert json.loads((runs / header["cell"] / "metrics.json").read_text())["mark"] == 1
+    assert results.restore(RESULTS, runs) == []  # twice: nothing more
+    recipe = results.read_recipe(RESULTS, "main_default.csv")
+    with results.runs_in(runs):
+        made = getattr(results.experiments, recipe["builder"])(
+            results.profile_from(recipe["profile"]), **recipe["args"], log=lambda m: None)
+    assert made.round(2).to_csv() == (RESULTS / "main_default.csv").read_text()
+
+
 def copy_results(tmp_path, table):
     """results/<table> and its evidence in tmp_path/results."""
     out = tmp_path / "results"
