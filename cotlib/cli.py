@@ -153,7 +153,8 @@ def add_teacher_steps(steps) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from .experiments import get_profile, main_table  # noqa: PLC0415
+    from .experiments import get_profile  # noqa: PLC0415
+    from .tables import main_table  # noqa: PLC0415
     names = _task_names(args.tasks, args) if args.tasks or args.task_file else None
     profile = get_profile(args.profile, tasks=names, epochs=args.epochs,
                           learning_rate=args.learning_rate, test_limit=args.test_limit,

@@ -14,11 +14,12 @@ from pathlib import Path
 
 from . import sources
 from .data import CotlibError, runs_root
-from .experiments import (DEPARTURES, ROW_NAMES, Profile, finished, has_cell, run, run_dir,
-                          train_samples, write_jsonl)
+from .experiments import (DEPARTURES, Profile, finished, has_cell, run, run_dir, train_samples,
+                          write_jsonl)
 from .format import ANSWER_SEP, COMPLETION_END, PROMPT_END
 from .store import write_atomic
 from .students import GEMMA
+from .tables import ROW_NAMES
 from .tasks import Task
 from .teachers import (Budget, GenerationParams, load_run, make_teacher, run_file, run_tasks,
                        teacher_name)

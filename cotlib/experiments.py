@@ -1,4 +1,5 @@
-"""Reusable wiring of the steps: tables and runs that notebooks and the CLI share."""
+"""Reusable wiring of the steps: profiles, run folders and runs that notebooks, the CLI
+and the tables (`tables`) share."""
 from __future__ import annotations
 
 import hashlib
@@ -11,12 +12,10 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 from . import sources, vocabulary
-from .audit import intermediate_counts, prediction_audit, training_audit
-from .curation import FinetuneSample, curate, report, vanilla
+from .curation import FinetuneSample, curate, vanilla
 from .data import CotlibError, runs_root
 from .environment import versions
 from .evaluation import accuracy, evaluate, paper_accuracy
@@ -27,7 +26,7 @@ from .students import BEST_FILE, GEMMA, TrainConfig, load_student, train
 from .tasks import Task, get_task
 
 
-# --- Fine-tune-CoT runs: profiles, run directories, the main table ----------------------
+# --- Fine-tune-CoT runs: profiles, run directories, runs ----------------------------------
 
 @dataclass(frozen=True)
 class Profile:
@@ -337,127 +336,9 @@ def write_jsonl(path: Path, records: list[dict]) -> None:
     write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
-ROW_NAMES = {"fine_tune_cot": "Fine-tune-CoT", "vanilla": "Fine-tune", "zero_shot": "Zero-shot",
-             "zero_shot_cot": "Zero-shot-CoT", "few_shot_cot": "Few-shot-CoT"}
-PAPER_ROWS = [("GPT-3", "Fine-tune-CoT", "0.3B"), ("GPT-3", "Fine-tune-CoT", "6.7B"),
-              ("GPT-3", "Fine-tune", "0.3B")]
-
-
-def row_name(profile: Profile, method: str) -> str:
-    """The table row of a method; Fine-tune-CoT names a teacher other than the recorded one
-    and the copyable answer, so a variant never passes for the paper's row."""
-    name = ROW_NAMES[method]
-    if method == "fine_tune_cot" and profile.teacher != "recorded":
-        name += f" ({profile.teacher}, D={profile.degree})"
-    if method == "fine_tune_cot" and profile.answer_format == "copyable":
-        name += ", copyable answer"
-    if method == "fine_tune_cot" and profile.consistent_choices:
-        name += ", consistent choices"
-    return name
-
-
-def paper_results() -> pd.DataFrame:
-    """The paper's reported accuracies (cotlib/paper_results.csv, source in its header)."""
-    table = pd.read_csv(Path(__file__).with_name("paper_results.csv"), comment="#",
-                        na_values="-")
-    return table.set_index(["family", "method", "size"])
-
-
-def curation_table(profile: Profile) -> pd.DataFrame:
-    """Per task: teacher completions on the train questions, kept after the answer filter."""
-    rows = []
-    for name in profile.tasks:
-        task = get_task(name)
-        indices = set(train_indices(profile, task)[0])
-        completions = [c for c in teacher_completions(profile, task) if c.sample_index in indices]
-        kept = train_samples(profile, task, "fine_tune_cot")
-        dropped = len(train_samples(replace(profile, consistent_choices=False), task,
-                                    "fine_tune_cot")) - len(kept)
-        rows.append(report(task, completions, kept, dropped_other_choice=dropped))
-    return pd.DataFrame(rows).set_index("task")
-
-
 def has_cell(task: Task, method: str) -> bool:
     """Whether the main table has this cell: not few-shot-CoT without exemplars (paper: "-")."""
     return method != "few_shot_cot" or has_few_shot(task)
-
-
-def main_table(profile: Profile, methods: tuple[str, ...] | None = None, log=print) -> pd.DataFrame:
-    """The paper's main table for `profile`: our rows, then the paper's, columns = tasks.
-
-    Runs what is missing (train, evaluate); finished runs are loaded from runs/.
-    """
-    rows: dict[str, dict[str, float]] = {}
-    unknown = set(methods or ()) - set(ROW_NAMES)
-    if unknown:
-        raise CotlibError(f"unknown method(s) {', '.join(sorted(unknown))}; choose from "
-                          f"{', '.join(ROW_NAMES)}")
-    for name in profile.tasks:
-        task = get_task(name)
-        rows.setdefault("Random", {})[name] = task.random_accuracy()
-        rows.setdefault("Teacher (175B, recorded)", {})[name] = sources.accuracy(
-            sources.completions(sources.RECORDED, task, "test")) if task.log else float("nan")
-        for method in methods or profile.methods:
-            if not has_cell(task, method):
-                log(f"{name}: {method} skipped: no exemplars for this task")
-                rows.setdefault(row_name(profile, method), {})[name] = float("nan")
-                continue
-            log(f"{name}: {method}")
-            rows.setdefault(row_name(profile, method), {})[name] = run(profile, name, method,
-                                                                       log=log)["accuracy"]
-    paper = paper_results()
-    for key in PAPER_ROWS:
-        rows[f"paper: {key[1]} {key[0]} {key[2]}"] = paper.loc[key].reindex(  # task files: NaN
-            list(profile.tasks)).to_dict()
-    return pd.DataFrame(rows).T[list(profile.tasks)]
-
-
-def audit_table(profile: Profile, methods: tuple[str, ...] | None = None) -> pd.DataFrame:
-    """Per task and method: `audit` counts over the finished cell's test predictions, and for
-    the trained methods over the completions they learned from. Never trains; a cell not
-    finished is listed as missing."""
-    tokenizer = load_student(profile.student)[1]  # "cut at the cap" counts the student's tokens
-    count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
-    rows = []
-    for name in profile.tasks:
-        task = get_task(name)
-        for method in [m for m in methods or profile.methods if has_cell(task, m)]:
-            out = run_dir(profile, name, method)
-            row = {"task": name, "method": method, "cell": f"{out.parent.name}/{out.name}"}
-            if finished(out):
-                cap = json.loads((out / "config.json").read_text())["max_new_tokens"]
-                rows.append({**row, "data": "test predictions", "status": "finished",
-                             **prediction_audit(task, method, read_jsonl(out / "predictions.jsonl"),
-                                                cap, count)})
-            else:
-                rows.append({**row, "data": "test predictions", "status": "missing"})
-            if method in TRAINED:
-                rows.append({**row, "data": "training completions", "status": "curated",
-                             **training_audit(
-                    task, method, train_samples(profile, task, method), profile.max_new_tokens,
-                    count)})
-    table = pd.DataFrame(rows).set_index(["task", "method", "data"])
-    counts = table.select_dtypes("number").columns  # every number here is a count
-    return table.astype({c: "Int64" for c in counts})
-
-
-def epochs_table(profile: Profile, epochs: tuple[int, ...]) -> pd.DataFrame:
-    """Validation and test accuracy of the trained methods at each number of epochs.
-
-    Reads finished runs only (never trains); a missing run is NaN.
-    """
-    rows = []
-    for name in profile.tasks:
-        for method in TRAINED:
-            row = {"task": name, "method": method}
-            for count in epochs:
-                trained = replace(profile, train=replace(profile.train, epochs=count))
-                metrics = finished(run_dir(trained, name, method))
-                validation = metrics.get("validation", {})
-                row[f"validation {count}"] = validation.get("accuracy", float("nan"))
-                row[f"test {count}"] = metrics.get("accuracy", float("nan"))
-            rows.append(row)
-    return pd.DataFrame(rows).set_index(["task", "method"])
 
 
 # Training recipes compared on validation (results/recipe_search.csv): TrainConfig settings.
@@ -465,6 +346,8 @@ RECIPES = {
     "ours": dict(learning_rate=1e-4, schedule="linear", epochs=4),
     "paper's open students (lr 3e-4, constant; 10 of its 20 epochs)": dict(
         learning_rate=3e-4, schedule="constant", epochs=10),
+    "between: the paper's lr, our schedule and length": dict(
+        learning_rate=3e-4, schedule="linear", epochs=4),
 }
 
 
@@ -475,77 +358,8 @@ def recipe_profile(profile: Profile, settings: dict) -> Profile:
                    test_every_epoch=True)
 
 
-def recipe_table(profile: Profile, recipes: dict[str, dict] = RECIPES) -> pd.DataFrame:
-    """Per task, recipe and epoch: validation accuracy, and test accuracy (the paper's
-    best-of-epochs protocol, never used to choose). `chosen` marks each task's best
-    (recipe, epoch) on validation; `profile_choice` the recipe with the best mean validation
-    over tasks. Reads finished Fine-tune-CoT cells only (never trains)."""
-    rows = []
-    for task in profile.tasks:
-        for name, settings in recipes.items():
-            metrics = finished(run_dir(recipe_profile(profile, settings), task, "fine_tune_cot"))
-            rows += [{"task": task, "recipe": name, **settings, "epoch": e["epoch"],
-                      "validation": e["validation"], "test_paper_protocol": e.get("test")}
-                     for e in metrics.get("epochs", [])]
-    table = pd.DataFrame(rows)
-    if table.empty:
-        return table
-    best = table.loc[table.groupby("task", sort=False).validation.idxmax()]  # earliest of ties
-    table["chosen"] = table.index.isin(best.index)
-    by_recipe = table.groupby("recipe", sort=False).apply(
-        lambda t: t.groupby("task").validation.max().mean(), include_groups=False)
-    table["profile_choice"] = table.recipe == by_recipe.idxmax()
-    return table
-
-
-def seed_table(profile: Profile, seeds: tuple[int, ...] = (0, 1, 2),
-               method: str = "fine_tune_cot") -> pd.DataFrame:
-    """Per task: `method`'s test accuracy (95 % interval) under each training seed, their
-    mean and spread (sample standard deviation). Reads finished cells only (never trains)."""
-    rows = []
-    for task in profile.tasks:
-        row = {"task": task}
-        for seed in seeds:
-            metrics = finished(run_dir(with_settings(profile, {"seed": seed}), task, method))
-            for key in ("accuracy", "ci_low", "ci_high"):
-                row[f"seed {seed} {key}"] = metrics.get(key, float("nan"))
-        runs = pd.Series([row[f"seed {seed} accuracy"] for seed in seeds])
-        rows.append({**row, "seeds": int(runs.notna().sum()), "mean": runs.mean(),
-                     "spread": runs.std()})
-    return pd.DataFrame(rows)
-
-
 def with_settings(profile: Profile, cell: dict) -> Profile:
     """`profile` with a cell's overrides: Profile fields, or TrainConfig fields (task_vocab ...)."""
     train = {k: v for k, v in cell.items() if k in TrainConfig.__dataclass_fields__}
     rest = {k: v for k, v in cell.items() if k != "task" and k not in train}
     return replace(profile, train=replace(profile.train, **train), **rest)
-
-
-def cells_table(profile: Profile, cells: list[dict]) -> pd.DataFrame:
-    """Finished Fine-tune-CoT cells: `profile` with each cell's overrides (task, teacher,
-    degree, answer_format ...), beside the source's train accuracy. Reads finished runs only
-    (never trains); a missing run is NaN."""
-    rows = []
-    for cell in cells:
-        chosen, task = with_settings(profile, cell), get_task(cell["task"])
-        out = run_dir(chosen, task.name, "fine_tune_cot")
-        metrics = finished(out)
-        taught = teacher_completions(chosen, task)
-        predictions = read_jsonl(out / "predictions.jsonl") if metrics else []
-        audit = intermediate_counts(task, predictions) if metrics else {}
-        rows.append({**cell, "teacher_train_accuracy": sources.accuracy(taught),
-                     "intermediate_right": audit.get("intermediate_right"),
-                     "intermediate_right_final_wrong": audit.get("intermediate_right_final_wrong"),
-                     "train_samples": metrics.get("train_samples"),
-                     "train_seconds": metrics.get("seconds"),
-                     "validation": metrics.get("validation", {}).get("accuracy"),
-                     **{k: metrics.get(k, float("nan")) for k in ("accuracy", "ci_low", "ci_high", "n")},
-                     "accuracy_paper_reading": paper_accuracy(task, predictions)})
-    return pd.DataFrame(rows)
-
-
-def source_table(profile: Profile, cells: list[tuple[str, str, int]]) -> pd.DataFrame:
-    """`cells_table` of (task, teacher source, D) cells."""
-    table = cells_table(profile, [{"task": t, "teacher": s, "degree": d} for t, s, d in cells])
-    return table.rename(columns={"degree": "D"})

@@ -280,7 +280,7 @@ def cells(table: pd.DataFrame, label: str, paper: dict[str, list[tuple[str, floa
 
 def paper_markers(tasks, rows: dict[str, tuple[str, str, str]]) -> dict[str, list[tuple[str, float]]]:
     """Per task the paper's number of each named (family, method, size) row."""
-    from .experiments import paper_results  # noqa: PLC0415
+    from .tables import paper_results  # noqa: PLC0415
     paper = paper_results()
     return {t: [(name, paper.loc[key, t]) for name, key in rows.items()] for t in tasks}
 

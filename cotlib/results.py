@@ -3,7 +3,7 @@
 A cell's predictions live in `results/predictions/<task>/<method>-<hash>.jsonl.gz` (the run
 folder's name): a first line with the run's config hash, profile and what training recorded,
 then one line per test question. A table's recipe (`results/predictions/<table>.json`) names
-the builder in `experiments`, its profile and arguments, and its cells. `rebuild` puts the
+the builder in `tables`, its profile and arguments, and its cells. `rebuild` puts the
 cells back into a scratch runs folder, accuracies recomputed from the predictions, and calls
 the same builder: the committed table must come out byte for byte.
 """
@@ -20,7 +20,7 @@ from typing import Iterator
 
 import pandas as pd
 
-from . import experiments
+from . import experiments, tables
 from .data import PROJECT_ROOT, CotlibError, runs_root
 from .evaluation import Prediction, accuracy, paper_accuracy
 from .store import write_atomic
@@ -181,7 +181,7 @@ def recipe_path(results_dir: Path, table: str) -> Path:
 
 def save_table(table: pd.DataFrame, path: Path, builder: str, profile: experiments.Profile,
                index: bool = True, **args) -> list[str]:
-    """Write `table` (made by `experiments.<builder>(profile, **args)`) rounded to a CSV, with
+    """Write `table` (made by `tables.<builder>(profile, **args)`) rounded to a CSV, with
     its evidence (`save_evidence`); returns the cells without predictions."""
     missing = save_evidence(path, builder, profile, index, **args)
     write_atomic(path, table.round(DECIMALS).to_csv(index=index))
@@ -222,7 +222,7 @@ def read_recipe(results_dir: Path, table: str) -> dict:
     return recipe
 
 
-def tables(results_dir: Path = RESULTS) -> list[str]:
+def committed_tables(results_dir: Path = RESULTS) -> list[str]:
     """The committed tables that have a recipe (report student accuracies)."""
     return sorted(read_recipe(results_dir, p.stem + ".csv")["table"]
                   for p in (Path(results_dir) / "predictions").glob("*.json"))
@@ -248,7 +248,7 @@ def rebuild(table: str, results_dir: Path = RESULTS) -> str:
     with tempfile.TemporaryDirectory() as scratch, runs_in(Path(scratch)):
         for cell in recipe["cells"]:
             restore_cell(cell_path(results_dir, cell), Path(scratch))
-        builder = getattr(experiments, recipe["builder"])
+        builder = getattr(tables, recipe["builder"])
         quiet = {"log": lambda message: None} if recipe["builder"] == "main_table" else {}
         made = builder(profile, **recipe["args"], **quiet)
     return made.round(DECIMALS).to_csv(index=recipe["index"])
@@ -271,7 +271,7 @@ def runs_in(folder: Path) -> Iterator[None]:
 def check(results_dir: Path = RESULTS) -> dict[str, str]:
     """Each table with a recipe: "rebuilt exactly", "differs ..." or "lacking ..."."""
     status = {}
-    for table in tables(results_dir):
+    for table in committed_tables(results_dir):
         try:
             made = rebuild(table, results_dir)
         except MissingPredictions as e:
@@ -309,7 +309,7 @@ def main_long(results_dir: Path, table: str) -> pd.DataFrame:
     profile = profile_from(recipe["profile"])
     cells = dict(zip([(c.split("/")[0], c.split("/")[1].rpartition("-")[0])
                       for c in recipe["cells"]], recipe["cells"]))
-    paper = experiments.paper_results()
+    paper = tables.paper_results()
     rows = []
     for name in profile.tasks:
         if name not in wide.columns:
@@ -317,7 +317,7 @@ def main_long(results_dir: Path, table: str) -> pd.DataFrame:
         task = get_task(name)
         n = profile.test_limit or len(task.split("test"))
         for method in ("teacher", *profile.methods):
-            label = "Teacher (175B, recorded)" if method == "teacher" else experiments.ROW_NAMES[method]
+            label = "Teacher (175B, recorded)" if method == "teacher" else tables.ROW_NAMES[method]
             if label not in wide.index or pd.isna(wide.loc[label, name]):
                 continue
             value = float(wide.loc[label, name])

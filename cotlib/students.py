@@ -410,8 +410,8 @@ def end_of_epoch(model, state: dict, scores, config: TrainConfig, out_dir: Path,
     """Score the model after an epoch; with keep="best", save its weights if it is the best."""
     scored = {"epoch": len(state["epochs"]) + 1, "step": state["step"], **scores(model)}
     state["epochs"].append(scored)
-    log("epoch " + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
-                             for k, v in scored.items()))
+    log(", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+                  for k, v in scored.items()))
     if config.keep == "best" and best_epoch(state["epochs"]) is scored:
         trained = {k for k, p in model.named_parameters() if p.requires_grad}
         weights = {k: v for k, v in model.state_dict().items() if k in trained}

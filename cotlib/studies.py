@@ -15,8 +15,9 @@ import pandas as pd
 from . import sources
 from .curation import report
 from .data import CotlibError, runs_root
-from .experiments import (Profile, finished, paper_results, run, run_dir, teacher_completions,
-                          train_indices, train_samples)
+from .experiments import (Profile, finished, run, run_dir, teacher_completions, train_indices,
+                          train_samples)
+from .tables import paper_results
 from .tasks import get_task
 
 QWEN_T07 = "run:qwen2.5-coder-1.5b/zs_cot_T0.7_max256_ans32_seed0"

@@ -9,7 +9,7 @@ PY=${PY:-.venv/bin/python}
 run() { $PY -m cotlib run --profile default --no-task-vocab --methods fine_tune_cot --tasks "$@"
         save; }
 save() { $PY - <<'PY'
-from cotlib import experiments, results
+from cotlib import experiments, results, tables
 cells = [dict(task=task, answer_format=form, **teacher)
          for task, teachers in [
              ("last_letter_concatenation", [{}, dict(teacher="esc:gpt-3.5-turbo", degree=4)]),
@@ -17,7 +17,7 @@ cells = [dict(task=task, answer_format=form, **teacher)
              ("tracking_shuffled_objects", [{}])]
          for teacher in teachers for form in ("paper", "copyable")]
 profile = experiments.get_profile("default", task_vocab=False)
-table = experiments.cells_table(profile, cells)
+table = tables.cells_table(profile, cells)
 results.save_table(table, results.RESULTS / "answer_format.csv", "cells_table", profile, index=False,
                    cells=cells)
 print(table.round(2).to_string(index=False))

@@ -9,14 +9,14 @@ PY=${PY:-.venv/bin/python}
 TASKS=${TASKS:-"date_understanding last_letter_concatenation tracking_shuffled_objects multiarith"}
 $PY -m cotlib restore
 $PY - <<PY
-from cotlib import experiments, results
+from cotlib import experiments, results, tables
 profile = experiments.get_profile("full", tasks="$TASKS".split())
 for task in profile.tasks:  # a task's recipes together: the first tasks are complete soonest
     for name, settings in experiments.RECIPES.items():
         print(f"{task}: {name}", flush=True)
         experiments.run(experiments.recipe_profile(profile, settings), task, "fine_tune_cot")
     # saved after each task, so a session that ends mid-search leaves its finished tasks
-    table = experiments.recipe_table(profile)
+    table = tables.recipe_table(profile)
     results.save_table(table, results.RESULTS / "recipe_search.csv", "recipe_table", profile,
                        index=False, recipes=experiments.RECIPES)
     print(table.round(2).to_string(index=False), flush=True)

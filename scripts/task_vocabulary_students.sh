@@ -10,10 +10,10 @@ for vocab in --no-task-vocab --task-vocab; do
   $PY -m cotlib run --profile default --methods fine_tune_cot --tasks $TASKS $vocab
 done
 $PY - <<PY
-from cotlib import experiments, results
+from cotlib import experiments, results, tables
 cells = [dict(task=task, task_vocab=vocab) for task in "$TASKS".split() for vocab in (False, True)]
 profile = experiments.get_profile("default")
-table = experiments.cells_table(profile, cells)
+table = tables.cells_table(profile, cells)
 results.save_table(table, results.RESULTS / "task_vocabulary.csv", "cells_table", profile,
                    index=False, cells=cells)
 print(table.round(2).to_string(index=False))

@@ -10,12 +10,12 @@ run date_understanding mot:gpt-3.5-turbo-cot1 4
 run svamp mcc-kd:gpt-3.5-turbo 1
 run multiarith run:qwen2.5-coder-1.5b/zs_cot_T0.7_max256_ans32_seed0 1
 $PY - <<'PY'
-from cotlib import experiments, results
+from cotlib import experiments, results, tables
 cells = [("last_letter_concatenation", "esc:gpt-3.5-turbo", 4),
          ("date_understanding", "mot:gpt-3.5-turbo-cot1", 4), ("svamp", "mcc-kd:gpt-3.5-turbo", 1),
          ("multiarith", "run:qwen2.5-coder-1.5b/zs_cot_T0.7_max256_ans32_seed0", 1)]
 profile = experiments.get_profile("default")
-table = experiments.source_table(profile, cells)
+table = tables.source_table(profile, cells)
 results.save_table(table, results.RESULTS / "teacher_sources_default.csv", "source_table", profile,
                    index=False, cells=cells)
 print(table.round(2).to_string(index=False))

@@ -1,11 +1,9 @@
 import re
 
-import pytest
-
 from cotlib import evaluation, results
 from cotlib.audit import GENERATION, candidates, prediction_audit, training_audit, valid_answer
-from cotlib.experiments import (EVAL_METHOD, audit_table, get_profile, main_table, run_dir,
-                                train_samples)
+from cotlib.experiments import EVAL_METHOD, get_profile, run_dir, train_samples
+from cotlib.tables import audit_table, main_table
 from cotlib.tasks import get_task
 from conftest import PROJECT
 

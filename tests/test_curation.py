@@ -93,7 +93,7 @@ def test_consistent_choices_drops_right_answers_for_a_wrong_reason():
 
 
 def test_consistent_choices_on_the_recorded_date_and_shuffled_objects_data():
-    from cotlib.experiments import curation_table
+    from cotlib.tables import curation_table
     from cotlib.experiments import get_profile
     tasks = ["date_understanding", "tracking_shuffled_objects", "coin_flip"]
     off = curation_table(get_profile("default", tasks=tasks))

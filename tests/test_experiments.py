@@ -4,8 +4,8 @@ import math
 import pytest
 
 from cotlib.data import CotlibError
-from cotlib.experiments import (epochs_table, get_profile, main_table, paper_results, run, run_dir,
-                                train_indices, train_samples)
+from cotlib.experiments import get_profile, run, run_dir, train_indices, train_samples
+from cotlib.tables import epochs_table, main_table, paper_results
 from cotlib.students import TrainConfig
 from cotlib.tasks import get_task
 
@@ -164,7 +164,8 @@ def test_cotlib_runs_naming_a_file_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_recipe_table_chooses_on_validation_and_never_on_test(runs):
-    from cotlib.experiments import recipe_profile, recipe_table
+    from cotlib.experiments import recipe_profile
+    from cotlib.tables import recipe_table
     profile = get_profile("smoke")
     recipes = {"a": dict(learning_rate=1e-4, schedule="linear", epochs=2),
                "b": dict(learning_rate=3e-4, schedule="constant", epochs=3)}
@@ -185,7 +186,7 @@ def test_recipe_table_chooses_on_validation_and_never_on_test(runs):
 
 
 def test_consistent_choices_is_hashed_only_when_on():
-    from cotlib.experiments import row_name
+    from cotlib.tables import row_name
     default = get_profile("default")
     # the committed default cells keep their folders while the switch is off
     assert run_dir(default, "coin_flip", "fine_tune_cot").name == "fine_tune_cot-0ce353a9"
@@ -208,7 +209,8 @@ def test_consistent_choices_is_hashed_only_when_on():
 
 
 def test_seed_table_reports_each_seed_and_the_spread(runs):
-    from cotlib.experiments import seed_table, with_settings
+    from cotlib.experiments import with_settings
+    from cotlib.tables import seed_table
     profile = get_profile("smoke")
     for seed, accuracy in [(0, 50.0), (1, 70.0)]:
         out = run_dir(with_settings(profile, {"seed": seed}), "coin_flip", "fine_tune_cot")

@@ -4,7 +4,7 @@ import pytest
 
 from cotlib import plots
 from cotlib.data import CotlibError
-from cotlib.experiments import ROW_NAMES
+from cotlib.tables import ROW_NAMES
 from conftest import PROJECT
 
 

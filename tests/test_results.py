@@ -24,7 +24,7 @@ NOT_STUDENT_TABLES = {"tasks.csv": "the data and the recorded teacher (notebook 
                       "sample_diversity_default.csv": "rationale variety"}
 
 
-@pytest.mark.parametrize("table", results.tables(RESULTS))
+@pytest.mark.parametrize("table", results.committed_tables(RESULTS))
 def test_committed_table_is_rebuilt_exactly_from_committed_predictions(table):
     if missing := results.lacking(RESULTS, table):  # listed by `pytest -rs`, never silent
         pytest.skip(f"{table}: {len(missing)} cells lack committed predictions: "
@@ -40,7 +40,7 @@ def test_committed_table_is_rebuilt_exactly_from_committed_predictions(table):
 
 def test_every_table_of_student_accuracies_has_a_recipe():
     tables = {p.name for p in RESULTS.glob("*.csv")}
-    assert tables - set(NOT_STUDENT_TABLES) == set(results.tables(RESULTS))
+    assert tables - set(NOT_STUDENT_TABLES) == set(results.committed_tables(RESULTS))
 
 
 def test_committed_predictions_rescore_and_name_their_run():
@@ -78,7 +78,7 @@ def test_restore_puts_back_only_cells_not_finished_and_the_table_builds_from_the
     assert results.restore(RESULTS, runs) == []  # twice: nothing more
     recipe = results.read_recipe(RESULTS, "main_default.csv")
     with results.runs_in(runs):
-        made = getattr(results.experiments, recipe["builder"])(
+        made = getattr(results.tables, recipe["builder"])(
             results.profile_from(recipe["profile"]), **recipe["args"], log=lambda m: None)
     assert made.round(2).to_csv() == (RESULTS / "main_default.csv").read_text()
 

@@ -114,7 +114,7 @@ def test_the_tasks_command_lists_task_files(tasks_dir, tmp_path):
 
 
 def test_run_builds_the_main_table_of_a_task_file(tasks_dir, tmp_path, monkeypatch):
-    from cotlib.experiments import main_table
+    from cotlib.tables import main_table
     monkeypatch.setenv("COTLIB_RUNS", str(tmp_path / "runs"))
     write_task(tasks_dir, records=[{"question": f"What is {a} plus {a + 1}?", "answer": 2 * a + 1}
                                    for a in range(30)])
