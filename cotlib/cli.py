@@ -260,20 +260,22 @@ def add_distil_step(steps) -> None:
 
 
 def cmd_study(args: argparse.Namespace) -> None:
-    from . import studies  # noqa: PLC0415
+    from . import results, studies  # noqa: PLC0415
     from .experiments import get_profile  # noqa: PLC0415
-    from .store import write_atomic  # noqa: PLC0415
     profile = get_profile(args.profile, epochs=args.epochs, learning_rate=args.learning_rate)
     options = {"run_missing": not args.plan, "log": (lambda _: None) if args.plan else print}
     if args.study == "diverse":
-        table = studies.diverse_table(profile, args.tasks, tuple(args.budget), args.D, **options)
+        builder, chosen = "diverse_table", {"tasks": args.tasks, "budgets": list(args.budget),
+                                            "degrees": args.D}
+        table = studies.diverse_table(profile, **chosen, **options)
         shown = ["task", "teacher", "budget", "D"]
     else:
-        table = studies.teacher_table(profile, args.tasks, **options)
+        builder, chosen = "teacher_table", {"tasks": args.tasks}
+        table = studies.teacher_table(profile, **chosen, **options)
         shown = ["task", "teacher", "teacher_train_accuracy"]
     shown += ["train_samples", "optimizer_steps", "validation", "accuracy", "ci_low", "ci_high"]
-    if args.out:
-        write_atomic(args.out, table.round(2).to_csv(index=False))
+    if args.out:  # with the predictions of its finished cells, so it rebuilds and restores
+        results.save_table(table, args.out, builder, profile, index=False, **chosen)
     if args.plan:
         table["seconds_to_run"] = studies.seconds_to_run(table)
         shown.append("seconds_to_run")

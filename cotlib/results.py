@@ -10,6 +10,7 @@ the same builder: the committed table must come out byte for byte.
 from __future__ import annotations
 
 import gzip
+import inspect
 import json
 import os
 import tempfile
@@ -20,7 +21,7 @@ from typing import Iterator
 
 import pandas as pd
 
-from . import experiments, tables
+from . import experiments, studies, tables
 from .data import PROJECT_ROOT, CotlibError, runs_root
 from .evaluation import Prediction, accuracy, paper_accuracy
 from .store import write_atomic
@@ -30,8 +31,11 @@ from .tasks import get_task
 RESULTS = PROJECT_ROOT / "results"
 RECORD_KEYS = ("sample_index", "output", "rationale", "predicted", "answer", "correct")
 DERIVED = ("accuracy", "ci_low", "ci_high", "n", "accuracy_paper_reading")  # from predictions
-BUILDERS = ("main_table", "epochs_table", "cells_table", "source_table", "audit_table",
-            "recipe_table", "seed_table")
+BUILDERS = {f.__name__: f for f in (tables.main_table, tables.epochs_table, tables.cells_table,
+                                     tables.source_table, tables.audit_table, tables.recipe_table,
+                                     tables.seed_table, studies.diverse_table, studies.teacher_table)}
+STUDIES = ("diverse_table", "teacher_table")  # their cells: the columns naming a run folder
+CELL_COLUMNS = ("cell", "vanilla_cell", "recorded_D1_cell")
 DECIMALS = 2  # every table is committed rounded to this
 
 
@@ -172,6 +176,10 @@ def table_cells(builder: str, profile: experiments.Profile, args: dict) -> list[
     if builder in ("cells_table", "source_table"):
         return [cell_id(run_dir(experiments.with_settings(profile, c), c["task"], "fine_tune_cot"))
                 for c in args["cells"]]
+    if builder in STUDIES:
+        planned = build(builder, profile, args)  # reads finished cells only
+        named = planned[[c for c in CELL_COLUMNS if c in planned]].to_numpy().ravel()
+        return list(dict.fromkeys(named))
     raise CotlibError(f"unknown table builder {builder!r}; choose from {', '.join(BUILDERS)}")
 
 
@@ -248,10 +256,18 @@ def rebuild(table: str, results_dir: Path = RESULTS) -> str:
     with tempfile.TemporaryDirectory() as scratch, runs_in(Path(scratch)):
         for cell in recipe["cells"]:
             restore_cell(cell_path(results_dir, cell), Path(scratch))
-        builder = getattr(tables, recipe["builder"])
-        quiet = {"log": lambda message: None} if recipe["builder"] == "main_table" else {}
-        made = builder(profile, **recipe["args"], **quiet)
+        made = build(recipe["builder"], profile, recipe["args"])
     return made.round(DECIMALS).to_csv(index=recipe["index"])
+
+
+def build(builder: str, profile: experiments.Profile, args: dict) -> pd.DataFrame:
+    """`builder`'s table from the cells under `runs_root()`, quietly; a study trains nothing."""
+    if builder not in BUILDERS:
+        raise CotlibError(f"unknown table builder {builder!r}; choose from {', '.join(BUILDERS)}")
+    function = BUILDERS[builder]
+    quiet = {"log": lambda message: None} if "log" in inspect.signature(function).parameters else {}
+    return function(profile, **args, **({"run_missing": False} if builder in STUDIES else {}),
+                    **quiet)
 
 
 @contextmanager

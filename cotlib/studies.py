@@ -105,7 +105,9 @@ def references(profile: Profile, task: str, run_missing: bool = True, log=print)
     own = replace(profile, tasks=(task,))
     recorded = replace(own, teacher="recorded", degree=1, distinct=False, answer_format="paper")
     return {**scores(cell(own, task, "vanilla", run_missing, log), "vanilla_"),
-            **scores(cell(recorded, task, "fine_tune_cot", run_missing, log), "recorded_D1_")}
+            "vanilla_cell": f"{task}/{run_dir(own, task, 'vanilla').name}",
+            **scores(cell(recorded, task, "fine_tune_cot", run_missing, log), "recorded_D1_"),
+            "recorded_D1_cell": f"{task}/{run_dir(recorded, task, 'fine_tune_cot').name}"}
 
 
 def paper_numbers(task: str) -> dict:

@@ -4,7 +4,8 @@
 # mcc-kd:gpt-3.5-turbo at D=1,2,4,8; MultiArith, our local Qwen at T=0.7, D=1,2,4), each task
 # with its reference cells (vanilla, recorded text-davinci-002 at D=1), under the paper's
 # budget rule (fixed epochs); then fixed optimizer steps on STEPS_TASKS. One task at a time;
-# rerun to resume (finished cells are reused, a killed cell resumes from its checkpoint).
+# rerun to resume (finished or committed cells are reused, a killed cell resumes from its
+# checkpoint); the table and its predictions are saved after each task.
 # Recipe: PROFILE (default: default), EPOCHS and LR (unset: the profile's). First see the
 # cells and their estimated time:  python -m cotlib study diverse --plan --budget epochs steps
 set -euo pipefail
@@ -14,12 +15,13 @@ PROFILE=${PROFILE:-default}
 RECIPE=(--profile "$PROFILE" ${EPOCHS:+--epochs "$EPOCHS"} ${LR:+--learning-rate "$LR"})
 TASKS=${TASKS:-"last_letter_concatenation date_understanding svamp multiarith"}
 STEPS_TASKS=${STEPS_TASKS:-"last_letter_concatenation"}  # fixed steps vs fixed epochs
+# the table as far as it is finished (blank: not run) with its predictions, training nothing
+save() { $PY -m cotlib study diverse "${RECIPE[@]}" --budget epochs steps --plan \
+    --out "results/diverse_reasoning_${PROFILE}.csv"; }
+$PY -m cotlib restore  # committed cells are reused, not trained again
 for task in $TASKS; do
-    $PY -m cotlib study diverse "${RECIPE[@]}" --tasks "$task" --budget epochs
+    $PY -m cotlib study diverse "${RECIPE[@]}" --tasks "$task" --budget epochs && save
 done
 for task in $STEPS_TASKS; do
-    $PY -m cotlib study diverse "${RECIPE[@]}" --tasks "$task" --budget steps
+    $PY -m cotlib study diverse "${RECIPE[@]}" --tasks "$task" --budget steps && save
 done
-# the table as far as it is finished (blank: not run), without training anything more
-$PY -m cotlib study diverse "${RECIPE[@]}" --budget epochs steps --plan \
-    --out "results/diverse_reasoning_${PROFILE}.csv"

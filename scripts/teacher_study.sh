@@ -13,9 +13,10 @@ PY=${PY:-.venv/bin/python}
 PROFILE=${PROFILE:-default}
 RECIPE=(--profile "$PROFILE" ${EPOCHS:+--epochs "$EPOCHS"} ${LR:+--learning-rate "$LR"})
 TASKS=${TASKS:-"multiarith date_understanding"}
+# the table and the rank correlations as far as they are finished, with their predictions
+save() { $PY -m cotlib study teachers "${RECIPE[@]}" --tasks $TASKS --plan \
+    --out "results/teacher_study_${PROFILE}.csv"; }
+$PY -m cotlib restore  # committed cells are reused, not trained again
 for task in $TASKS; do
-    $PY -m cotlib study teachers "${RECIPE[@]}" --tasks "$task"
+    $PY -m cotlib study teachers "${RECIPE[@]}" --tasks "$task" && save
 done
-# the table and the rank correlations as far as they are finished, training nothing more
-$PY -m cotlib study teachers "${RECIPE[@]}" --tasks $TASKS --plan \
-    --out "results/teacher_study_${PROFILE}.csv"

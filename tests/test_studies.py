@@ -112,3 +112,23 @@ def test_study_plan_on_the_command_line_trains_nothing(runs, capsys):
     assert "still to run" in out and "1 cell(s) of tasks with no finished cell" not in out
     assert "3 cell(s) of tasks with no finished cell" in out  # D=1 shared by both budgets
     assert not runs.exists()
+
+
+def test_a_study_table_is_saved_with_its_evidence_and_rebuilds_from_it(runs, tmp_path):
+    """The diverse-reasoning table over committed cells (Last Letter, gpt-3.5-turbo D=4 and its
+    reference cells, default profile with the full head): saved with its predictions, it is
+    rebuilt byte for byte, and D=4 is the committed teacher-sources number."""
+    from cotlib import results
+    for cell in ("fine_tune_cot-51d9904b", "vanilla-56b8ca82", "fine_tune_cot-56b8ca82"):
+        results.restore_cell(results.cell_path(results.RESULTS,
+                                               f"last_letter_concatenation/{cell}"), runs)
+    profile = get_profile("default", task_vocab=False)
+    chosen = {"tasks": ["last_letter_concatenation"], "budgets": ["epochs"], "degrees": [4]}
+    table = diverse_table(profile, **chosen, run_missing=False, **QUIET)
+    out = tmp_path / "results" / "diverse.csv"
+    assert results.save_table(table, out, "diverse_table", profile, index=False, **chosen) == []
+    assert results.rebuild("diverse.csv", out.parent) == out.read_text()
+    sources = pd.read_csv(results.RESULTS / "teacher_sources_default.csv")
+    committed = sources[(sources.task == "last_letter_concatenation") & (sources.D == 4)]
+    assert table.accuracy.round(2).tolist() == committed.accuracy.tolist()
+    assert len(list((out.parent / "predictions").glob("*/*.jsonl.gz"))) == 3
