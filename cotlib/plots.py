@@ -199,6 +199,32 @@ def diverse_reasoning(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def recipe_search(table: pd.DataFrame) -> plt.Figure:
+    """Per task: validation accuracy after each epoch, one colour per recipe (solid), the test
+    accuracy the paper's protocol would pick from (dotted, never used to choose), and a ring
+    on the (recipe, epoch) chosen on validation."""
+    tasks = list(dict.fromkeys(table.task))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.8), squeeze=False,
+                             sharey=True)
+    colors = dict(zip(dict.fromkeys(table.recipe), sns.color_palette("colorblind")))
+    for ax, task in zip(axes[0], tasks):
+        rows = table[table.task == task]
+        for recipe, line in rows.groupby("recipe", sort=False):
+            ax.plot(line.epoch, line.validation, marker="o", ms=3, color=colors[recipe],
+                    label=f"{recipe}: validation")
+            ax.plot(line.epoch, line.test_paper_protocol, ls=":", color=colors[recipe],
+                    label=f"{recipe}: test (paper's protocol)")
+        chosen = rows[rows.chosen]
+        ax.plot(chosen.epoch, chosen.validation, "o", ms=11, mfc="none", color="black",
+                label="chosen on validation")
+        ax.set(title=title(task), xlabel="epoch", ylim=(0, None))
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+    axes[0, 0].set_ylabel("accuracy (%)")
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncols=2, fontsize=7)
+    fig.tight_layout(rect=(0, 0.2, 1, 1))
+    return fig
+
+
 def teacher_study(table: pd.DataFrame, correlation: pd.DataFrame) -> plt.Figure:
     """Per task: each teacher's accuracy on our train split (x) against its D=1 student's test
     accuracy with its 95 % interval (y); the paper's teacher (recorded text-davinci-002) a star;
@@ -365,12 +391,18 @@ def figure_diverse_reasoning(results_dir: Path, profile: str) -> plt.Figure:
         *references, "paper_D1", "paper_diverse"]))
 
 
+def figure_recipe_search(results_dir: Path) -> plt.Figure:
+    from .results import read_table  # noqa: PLC0415
+    return recipe_search(read_table(Path(results_dir) / "recipe_search.csv", [
+        "task", "recipe", "epoch", "validation", "test_paper_protocol", "chosen"]))
+
+
 def figure_teacher_study(results_dir: Path, profile: str) -> plt.Figure:
     from .results import read_table  # noqa: PLC0415
+    from .studies import rank_correlation  # noqa: PLC0415
     table = read_table(Path(results_dir) / f"teacher_study_{profile}.csv", [
         "task", "teacher", "paper_teacher", "teacher_train_accuracy", "accuracy", "ci_low", "ci_high"])
-    ranks = read_table(Path(results_dir) / f"teacher_study_ranks_{profile}.csv", ["task", "spearman"])
-    return teacher_study(table, ranks)
+    return teacher_study(table, rank_correlation(table))
 
 
 @dataclass(frozen=True)
@@ -392,7 +424,7 @@ def study_figures(profile: str) -> dict[str, Figure]:
             "the paper's GPT-3 0.3B at D=1 and with diverse reasoning"),
         f"teacher_study_{profile}": Figure(
             lambda r: figure_teacher_study(r, profile),
-            (f"teacher_study_{profile}.csv", f"teacher_study_ranks_{profile}.csv"), "05",
+            (f"teacher_study_{profile}.csv",), "05",
             f"teacher accuracy against its D=1 student's ({profile} profile), Spearman's rho"),
         f"sample_lengths_{profile}": Figure(
             lambda r: figure_sample_lengths(r, profile), (f"sample_lengths_{profile}.csv",), "07",
@@ -421,6 +453,9 @@ FIGURES = {
                                {"GPT-3 0.3B": PAPER_FTC["GPT-3 0.3B, D=1"]}),
         ("answer_format.csv",), "04",
         "the paper's answer after `-->` against a copyable one, beside the paper's GPT-3 0.3B"),
+    "recipe_search": Figure(figure_recipe_search, ("recipe_search.csv",), "04",
+                            "validation accuracy per epoch of each training recipe (full profile), "
+                            "the test curve the paper's best-of-epochs protocol reads, the choice"),
     "teacher_accuracy": Figure(figure_teacher_accuracy, ("teachers.csv",), "01",
                                "the local teacher against text-davinci-002 on the same train questions"),
     "teacher_diverse": Figure(figure_teacher_diverse, ("teacher_runs",), "01",

@@ -161,6 +161,23 @@ def recipe_table(profile: Profile, recipes: dict[str, dict] = RECIPES) -> pd.Dat
     return table
 
 
+def recipe_summary(search: pd.DataFrame) -> pd.DataFrame:
+    """Per task and recipe of a `recipe_table`: the epoch validation picks (earliest of ties)
+    and its test accuracy (our honest number), beside the best test over epochs (the paper's
+    optimistic protocol) and its epoch."""
+    rows = []
+    for (task, recipe), curve in search.groupby(["task", "recipe"], sort=False):
+        picked, best_test = curve.loc[curve.validation.idxmax()], curve.loc[
+            curve.test_paper_protocol.idxmax()]
+        rows.append({"task": task, "recipe": recipe, "epochs": int(curve.epoch.max()),
+                     "epoch_by_validation": int(picked.epoch), "validation": picked.validation,
+                     "test": picked.test_paper_protocol,
+                     "epoch_by_test (paper's protocol)": int(best_test.epoch),
+                     "test (paper's protocol)": best_test.test_paper_protocol,
+                     "chosen": bool(picked.chosen)})
+    return pd.DataFrame(rows)
+
+
 def seed_table(profile: Profile, seeds: tuple[int, ...] = (0, 1, 2),
                method: str = "fine_tune_cot") -> pd.DataFrame:
     """Per task: `method`'s test accuracy (95 % interval) under each training seed, their

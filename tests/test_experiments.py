@@ -165,7 +165,7 @@ def test_cotlib_runs_naming_a_file_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_recipe_table_chooses_on_validation_and_never_on_test(runs):
     from cotlib.experiments import recipe_profile
-    from cotlib.tables import recipe_table
+    from cotlib.tables import recipe_summary, recipe_table
     profile = get_profile("smoke")
     recipes = {"a": dict(learning_rate=1e-4, schedule="linear", epochs=2),
                "b": dict(learning_rate=3e-4, schedule="constant", epochs=3)}
@@ -183,6 +183,12 @@ def test_recipe_table_chooses_on_validation_and_never_on_test(runs):
     # mean best validation: a (60 + 20) / 2 = 40, b (58 + 30) / 2 = 44
     assert set(table[table.profile_choice].recipe) == {"b"}
     assert len(table) == 10 and table.test_paper_protocol.max() == 100
+    summary = recipe_summary(table).set_index(["task", "recipe"])
+    assert summary.loc[("coin_flip", "a"), ["epoch_by_validation", "test",
+                                            "epoch_by_test (paper's protocol)",
+                                            "test (paper's protocol)", "chosen"]].tolist() == [
+        2, 10, 1, 99, True]  # validation picks epoch 2 (test 10); the paper's protocol reads 99
+    assert summary.loc[("multiarith", "b"), ["epoch_by_validation", "test"]].tolist() == [1, 90]
 
 
 def test_consistent_choices_is_hashed_only_when_on():

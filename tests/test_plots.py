@@ -42,8 +42,8 @@ def test_committed_figures_and_the_readme_gallery_are_exactly_the_drawn_ones():
 
 
 def test_a_figure_asked_for_without_its_table_is_one_line(tmp_path):
-    with pytest.raises(CotlibError, match=r"^figure teacher_study_full: no teacher_study_full.csv, "
-                                          r"teacher_study_ranks_full.csv in .* \(notebook 05 writes them\)$"):
+    with pytest.raises(CotlibError, match=r"^figure teacher_study_full: no teacher_study_full.csv "
+                                          r"in .* \(notebook 05 writes it\)$"):
         plots.make_figures(tmp_path, tmp_path / "figures", ["teacher_study_full"])
     assert not (tmp_path / "figures").exists()
 

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The full main table (notebook 04, profile "full": the recipe chosen on validation in
+# results/recipe_search.csv), task by task: the five methods, Fine-tune-CoT again under SEEDS,
+# then results/main_full.csv, seeds_full.csv and audit_full.csv saved with their predictions,
+# covering the tasks finished so far. Rerun to resume (finished or committed cells are reused,
+# a killed cell resumes from its checkpoint). TASKS picks and orders tasks (default: all 9).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+TASKS=${TASKS:-}
+SEEDS=${SEEDS:-"0 1 2"}
+$PY -m cotlib restore
+$PY - <<PY
+from cotlib import experiments, results, tables
+full = experiments.get_profile("full")
+order = "$TASKS".split() or list(full.tasks)
+seeds = tuple(int(s) for s in "$SEEDS".split())
+done = []
+for task in order:
+    one = experiments.get_profile("full", tasks=[task])
+    tables.main_table(one)  # trains and evaluates what is missing
+    for seed in seeds:
+        experiments.run(experiments.with_settings(one, {"seed": seed}), task, "fine_tune_cot")
+    done.append(task)
+    profile = experiments.get_profile("full", tasks=[t for t in full.tasks if t in done])
+    results.save_table(tables.main_table(profile, log=lambda m: None),
+                       results.RESULTS / "main_full.csv", "main_table", profile)
+    results.save_table(tables.seed_table(profile, seeds), results.RESULTS / "seeds_full.csv",
+                       "seed_table", profile, index=False, seeds=list(seeds))
+    results.save_table(tables.audit_table(profile), results.RESULTS / "audit_full.csv",
+                       "audit_table", profile)
+    print(f"{task}: saved ({len(done)} of {len(order)} tasks)", flush=True)
+PY
