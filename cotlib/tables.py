@@ -195,10 +195,11 @@ def seed_table(profile: Profile, seeds: tuple[int, ...] = (0, 1, 2),
     return pd.DataFrame(rows)
 
 
-def cells_table(profile: Profile, cells: list[dict]) -> pd.DataFrame:
+def cells_table(profile: Profile, cells: list[dict], choose: str | None = None) -> pd.DataFrame:
     """Finished Fine-tune-CoT cells: `profile` with each cell's overrides (task, teacher,
     degree, answer_format ...), beside the source's train accuracy. Reads finished runs only
-    (never trains); a missing run is NaN."""
+    (never trains); a missing run is NaN. `choose` (a cell key, e.g. "answer_format"): mark
+    `chosen_on_validation` among cells that differ only in it (the first of ties)."""
     rows = []
     for cell in cells:
         chosen, task = with_settings(profile, cell), get_task(cell["task"])
@@ -215,7 +216,21 @@ def cells_table(profile: Profile, cells: list[dict]) -> pd.DataFrame:
                      "validation": metrics.get("validation", {}).get("accuracy"),
                      **{k: metrics.get(k, float("nan")) for k in ("accuracy", "ci_low", "ci_high", "n")},
                      "accuracy_paper_reading": paper_accuracy(task, predictions)})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    return chosen_on_validation(table, [k for k in table if k in cells_keys(cells)], choose) \
+        if choose else table
+
+
+def cells_keys(cells: list[dict]) -> list[str]:
+    return list(dict.fromkeys(k for cell in cells for k in cell))
+
+
+def chosen_on_validation(table: pd.DataFrame, keys: list[str], choose: str) -> pd.DataFrame:
+    """`table` with `chosen_on_validation`: per group of rows equal on `keys` but `choose`,
+    the row of best validation accuracy (the first of ties; none where one is missing)."""
+    groups = table.groupby([k for k in keys if k != choose], dropna=False, sort=False).validation
+    best = groups.transform(lambda v: v.index[v.argmax()] if v.notna().all() else -1)
+    return table.assign(chosen_on_validation=table.index == best)
 
 
 def source_table(profile: Profile, cells: list[tuple[str, str, int]]) -> pd.DataFrame:

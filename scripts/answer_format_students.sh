@@ -17,9 +17,9 @@ cells = [dict(task=task, answer_format=form, **teacher)
              ("tracking_shuffled_objects", [{}])]
          for teacher in teachers for form in ("paper", "copyable")]
 profile = experiments.get_profile("default", task_vocab=False)
-table = tables.cells_table(profile, cells)
+table = tables.cells_table(profile, cells, choose="answer_format")
 results.save_table(table, results.RESULTS / "answer_format.csv", "cells_table", profile, index=False,
-                   cells=cells)
+                   cells=cells, choose="answer_format")
 print(table.round(2).to_string(index=False))
 PY
 }

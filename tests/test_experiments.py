@@ -229,3 +229,21 @@ def test_seed_table_reports_each_seed_and_the_spread(runs):
     assert table.loc["coin_flip", "spread"] == pytest.approx(14.142, abs=1e-3)
     assert table.loc["coin_flip", "seed 1 ci_low"] == 65.0
     assert math.isnan(table.loc["coin_flip", "seed 2 accuracy"])
+
+
+def test_answer_format_is_chosen_on_validation_from_the_committed_cells(runs):
+    """The committed answer-format cells (default profile, full head): per task, the format
+    with the better validation accuracy is marked, whatever test says."""
+    from cotlib import results
+    from cotlib.tables import cells_table
+    recipe = results.read_recipe(results.RESULTS, "answer_format.csv")
+    for cell in recipe["cells"]:
+        results.restore_cell(results.cell_path(results.RESULTS, cell), runs)
+    cells = [c for c in recipe["args"]["cells"] if "teacher" not in c]  # the recorded teacher
+    table = cells_table(results.profile_from(recipe["profile"]), cells, choose="answer_format")
+    chosen = table[table.chosen_on_validation].set_index("task")
+    assert chosen.answer_format.to_dict() == {"last_letter_concatenation": "copyable",
+                                              "date_understanding": "copyable"}
+    # Date: copyable wins on validation (25.0 against 20.0) though both score 13.51 on test
+    date = table[table.task == "date_understanding"].set_index("answer_format")
+    assert date.validation.tolist() == [20.0, 25.0] and date.accuracy.nunique() == 1
