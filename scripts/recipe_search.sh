@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Recipe search on validation (full profile, Fine-tune-CoT, task vocabulary): each recipe of
 # experiments.RECIPES on four tasks, every epoch scored on validation (the best kept) and on
-# test for the paper's protocol only. Rerun to resume (finished cells are reused). Writes
-# results/recipe_search.csv with its predictions.
+# test for the paper's protocol only. Rerun to resume (finished or committed cells are reused).
+# Writes results/recipe_search.csv with its predictions after each cell.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -15,9 +15,9 @@ for task in profile.tasks:  # a task's recipes together: the first tasks are com
     for name, settings in experiments.RECIPES.items():
         print(f"{task}: {name}", flush=True)
         experiments.run(experiments.recipe_profile(profile, settings), task, "fine_tune_cot")
-    # saved after each task, so a session that ends mid-search leaves its finished tasks
-    table = tables.recipe_table(profile)
-    results.save_table(table, results.RESULTS / "recipe_search.csv", "recipe_table", profile,
-                       index=False, recipes=experiments.RECIPES)
-    print(table.round(2).to_string(index=False), flush=True)
+        # saved after each cell, so a session that ends mid-search keeps what finished
+        table = tables.recipe_table(profile)
+        results.save_table(table, results.RESULTS / "recipe_search.csv", "recipe_table",
+                           profile, index=False, recipes=experiments.RECIPES)
+print(tables.recipe_summary(table).round(2).to_string(index=False), flush=True)
 PY
