@@ -15,7 +15,7 @@ from pathlib import Path
 from . import sources
 from .data import CotlibError, runs_root
 from .experiments import (DEPARTURES, Profile, finished, has_cell, run, run_dir, train_samples,
-                          write_jsonl)
+                          write_records)
 from .format import ANSWER_SEP, COMPLETION_END, PROMPT_END
 from .store import write_atomic
 from .students import GEMMA
@@ -86,7 +86,7 @@ def export(task: Task, profile: Profile, params: GenerationParams, results: dict
     results and each method's test predictions; rewritten on every call (the student's files
     are hard links where possible)."""
     curated = train_samples(profile, task, "fine_tune_cot")
-    write_jsonl(out / "train.jsonl", [{"prompt": s.prompt, "completion": s.completion}
+    write_records(out / "train.jsonl", [{"prompt": s.prompt, "completion": s.completion}
                                       for s in curated])
     write_atomic(out / "results.json", json.dumps(results, indent=1))
     for method in results:

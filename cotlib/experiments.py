@@ -268,7 +268,7 @@ def measure(profile: Profile, task: Task, method: str, out: Path, model, tokeniz
                    peak_memory_gb=peak_memory_gb())
     if method == "fine_tune_cot":  # the official code's reading, beside ours (which tables use)
         metrics["accuracy_paper_reading"] = paper_accuracy(task, [asdict(p) for p in predictions])
-    write_jsonl(out / "predictions.jsonl", [asdict(p) for p in predictions])
+    write_records(out / "predictions.jsonl", [asdict(p) for p in predictions])
     write_atomic(out / "config.json", json.dumps({**asdict(profile), "versions": versions()},
                                                  indent=1, default=str))
     write_atomic(out / "metrics.json", json.dumps(metrics, indent=1))
@@ -328,11 +328,12 @@ TRAINED = ("fine_tune_cot", "vanilla")
 EVAL_METHOD = {"fine_tune_cot": "fine_tune", "vanilla": "vanilla"}
 
 
-def read_jsonl(path: Path) -> list[dict]:
+def read_records(path: Path) -> list[dict]:
+    """A run folder's JSON-lines file (predictions.jsonl) as dicts."""
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def write_jsonl(path: Path, records: list[dict]) -> None:
+def write_records(path: Path, records: list[dict]) -> None:
     write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 

@@ -62,7 +62,7 @@ def export_cell(out: Path, results_dir: Path = RESULTS) -> Path:
     header = {"cell": cell_id(out), "config_hash": out.name.rpartition("-")[2],
               "profile": config.get("name"), "config": config,
               "metrics": {k: v for k, v in metrics.items() if k not in DERIVED}}
-    records = sorted(experiments.read_jsonl(out / "predictions.jsonl"),
+    records = sorted(experiments.read_records(out / "predictions.jsonl"),
                      key=lambda r: r["sample_index"])
     lines = [header] + [{k: r[k] for k in RECORD_KEYS} for r in records]
     text = "".join(json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n" for line in lines)
@@ -104,7 +104,7 @@ def restore_cell(path: Path, runs: Path) -> dict:
     if header["metrics"]["method"] == "fine_tune_cot":
         metrics["accuracy_paper_reading"] = paper_accuracy(task, [asdict(p) for p in predictions])
     out = Path(runs) / header["cell"]
-    experiments.write_jsonl(out / "predictions.jsonl", [asdict(p) for p in predictions])
+    experiments.write_records(out / "predictions.jsonl", [asdict(p) for p in predictions])
     write_atomic(out / "config.json", json.dumps(header["config"], indent=1))
     write_atomic(out / "metrics.json", json.dumps(metrics, indent=1))
     return metrics

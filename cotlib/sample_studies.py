@@ -20,7 +20,7 @@ from matplotlib import cbook
 from . import sources
 from .audit import intermediate_answer
 from .data import CotlibError
-from .experiments import Profile, finished, read_jsonl, run_dir, teacher_completions, train_indices
+from .experiments import Profile, finished, read_records, run_dir, teacher_completions, train_indices
 from .store import write_atomic
 from .tasks import Sample, Task, canonical_gold, extract_number, get_task
 
@@ -43,7 +43,7 @@ class Cell:
         return f"{teacher}, D={self.profile.degree}{copyable}"
 
     def predictions(self) -> list[dict]:
-        return read_jsonl(self.path / "predictions.jsonl")
+        return read_records(self.path / "predictions.jsonl")
 
 
 def finished_cells(profile: Profile, cells: list[dict] = (), log=print) -> list[Cell]:

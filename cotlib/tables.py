@@ -13,7 +13,7 @@ from .audit import intermediate_counts, prediction_audit, training_audit
 from .curation import report
 from .data import CotlibError
 from .evaluation import paper_accuracy
-from .experiments import (RECIPES, TRAINED, Profile, finished, has_cell, read_jsonl,
+from .experiments import (RECIPES, TRAINED, Profile, finished, has_cell, read_records,
                           recipe_profile, run, run_dir, teacher_completions, train_indices,
                           train_samples, with_settings)
 from .students import load_student
@@ -105,7 +105,7 @@ def audit_table(profile: Profile, methods: tuple[str, ...] | None = None) -> pd.
             if finished(out):
                 cap = json.loads((out / "config.json").read_text())["max_new_tokens"]
                 rows.append({**row, "data": "test predictions", "status": "finished",
-                             **prediction_audit(task, method, read_jsonl(out / "predictions.jsonl"),
+                             **prediction_audit(task, method, read_records(out / "predictions.jsonl"),
                                                 cap, count)})
             else:
                 rows.append({**row, "data": "test predictions", "status": "missing"})
@@ -206,7 +206,7 @@ def cells_table(profile: Profile, cells: list[dict], choose: str | None = None) 
         out = run_dir(chosen, task.name, "fine_tune_cot")
         metrics = finished(out)
         taught = teacher_completions(chosen, task)
-        predictions = read_jsonl(out / "predictions.jsonl") if metrics else []
+        predictions = read_records(out / "predictions.jsonl") if metrics else []
         audit = intermediate_counts(task, predictions) if metrics else {}
         rows.append({**cell, "teacher_train_accuracy": sources.accuracy(taught),
                      "intermediate_right": audit.get("intermediate_right"),

@@ -23,7 +23,7 @@ def finished_cell(task_name: str, profile: str = "smoke", **settings) -> studies
     predictions = [Prediction(c.sample_index, c.question, cot_completion(c.rationale, c.prediction),
                               c.rationale, c.prediction, c.answer, c.correct)
                    for c in sources.completions(sources.RECORDED, task, "test")]
-    experiments.write_jsonl(out / "predictions.jsonl", [asdict(p) for p in predictions])
+    experiments.write_records(out / "predictions.jsonl", [asdict(p) for p in predictions])
     metrics = {"task": task_name, "method": "fine_tune_cot", **experiments.accuracy(predictions)}
     (out / "metrics.json").write_text(json.dumps(metrics))
     return studies.Cell(task_name, chosen, out)
