@@ -3,7 +3,7 @@
 A cell's predictions live in `results/predictions/<task>/<method>-<hash>.jsonl.gz` (the run
 folder's name): a first line with the run's config hash, profile and what training recorded,
 then one line per test question. A table's recipe (`results/predictions/<table>.json`) names
-the builder in `tables`, its profile and arguments, and its cells. `rebuild` puts the
+the builder (`BUILDERS`: `tables`, `studies`), its profile and arguments, and its cells. `rebuild` puts the
 cells back into a scratch runs folder, accuracies recomputed from the predictions, and calls
 the same builder: the committed table must come out byte for byte.
 """
@@ -189,7 +189,7 @@ def recipe_path(results_dir: Path, table: str) -> Path:
 
 def save_table(table: pd.DataFrame, path: Path, builder: str, profile: experiments.Profile,
                index: bool = True, **args) -> list[str]:
-    """Write `table` (made by `tables.<builder>(profile, **args)`) rounded to a CSV, with
+    """Write `table` (made by `BUILDERS[builder](profile, **args)`) rounded to a CSV, with
     its evidence (`save_evidence`); returns the cells without predictions."""
     missing = save_evidence(path, builder, profile, index, **args)
     write_atomic(path, table.round(DECIMALS).to_csv(index=index))
