@@ -3,9 +3,10 @@
 A cell's predictions live in `results/predictions/<task>/<method>-<hash>.jsonl.gz` (the run
 folder's name): a first line with the run's config hash, profile and what training recorded,
 then one line per test question. A table's recipe (`results/predictions/<table>.json`) names
-the builder (`BUILDERS`: `tables`, `studies`), its profile and arguments, and its cells. `rebuild` puts the
-cells back into a scratch runs folder, accuracies recomputed from the predictions, and calls
-the same builder: the committed table must come out byte for byte.
+the builder (`BUILDERS`: from `tables` and `studies`), its profile and arguments, and its
+cells. `rebuild` puts the cells back into a scratch runs folder, accuracies recomputed from
+the predictions, and calls the same builder: the committed table must come out byte for byte.
+`restore` puts them back under `runs/`, so finished work is reused on any machine.
 """
 from __future__ import annotations
 
