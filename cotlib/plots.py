@@ -204,24 +204,26 @@ def recipe_search(table: pd.DataFrame) -> plt.Figure:
     accuracy the paper's protocol would pick from (dotted, never used to choose), and a ring
     on the (recipe, epoch) chosen on validation."""
     tasks = list(dict.fromkeys(table.task))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.8), squeeze=False,
-                             sharey=True)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(max(8.0, 4.2 * len(tasks)), 4.2),
+                             squeeze=False, sharey=True)
     colors = dict(zip(dict.fromkeys(table.recipe), sns.color_palette("colorblind")))
     for ax, task in zip(axes[0], tasks):
         rows = table[table.task == task]
         for recipe, line in rows.groupby("recipe", sort=False):
-            ax.plot(line.epoch, line.validation, marker="o", ms=3, color=colors[recipe],
-                    label=f"{recipe}: validation")
-            ax.plot(line.epoch, line.test_paper_protocol, ls=":", color=colors[recipe],
-                    label=f"{recipe}: test (paper's protocol)")
+            ax.plot(line.epoch, line.validation, marker="o", ms=3, color=colors[recipe])
+            ax.plot(line.epoch, line.test_paper_protocol, ls=":", color=colors[recipe])
         chosen = rows[rows.chosen]
-        ax.plot(chosen.epoch, chosen.validation, "o", ms=11, mfc="none", color="black",
-                label="chosen on validation")
+        ax.plot(chosen.epoch, chosen.validation, "o", ms=11, mfc="none", color="black")
         ax.set(title=title(task), xlabel="epoch", ylim=(0, None))
         ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     axes[0, 0].set_ylabel("accuracy (%)")
-    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncols=2, fontsize=7)
-    fig.tight_layout(rect=(0, 0.2, 1, 1))
+    key = [plt.Line2D([], [], color=c, label=r) for r, c in colors.items()] + [
+        plt.Line2D([], [], color="black", label="validation (chooses)"),
+        plt.Line2D([], [], color="black", ls=":", label="test: the paper's best-of-epochs reads it"),
+        plt.Line2D([], [], color="black", marker="o", ms=11, mfc="none", ls="none",
+                   label="chosen on validation")]
+    fig.legend(handles=key, loc="lower center", ncols=2, fontsize=8)
+    fig.tight_layout(rect=(0, 0.22, 1, 1))
     return fig
 
 

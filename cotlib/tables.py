@@ -147,7 +147,8 @@ def recipe_table(profile: Profile, recipes: dict[str, dict] = RECIPES) -> pd.Dat
     for task in profile.tasks:
         for name, settings in recipes.items():
             metrics = finished(run_dir(recipe_profile(profile, settings), task, "fine_tune_cot"))
-            rows += [{"task": task, "recipe": name, **settings, "epoch": e["epoch"],
+            shown = {**settings, "learning_rate": f"{settings['learning_rate']:g}"}  # not rounded
+            rows += [{"task": task, "recipe": name, **shown, "epoch": e["epoch"],
                       "validation": e["validation"], "test_paper_protocol": e.get("test")}
                      for e in metrics.get("epochs", [])]
     table = pd.DataFrame(rows)
