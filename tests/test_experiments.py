@@ -247,3 +247,17 @@ def test_answer_format_is_chosen_on_validation_from_the_committed_cells(runs):
     # Date: copyable wins on validation (25.0 against 20.0) though both score 13.51 on test
     date = table[table.task == "date_understanding"].set_index("answer_format")
     assert date.validation.tolist() == [20.0, 25.0] and date.accuracy.nunique() == 1
+
+
+def test_the_full_profile_trains_the_recipe_validation_chose():
+    """Code and results cannot drift: the full profile's recipe is the committed search's
+    `profile_choice`, trained with the best epoch on validation kept."""
+    import pandas as pd
+    from cotlib.experiments import FULL_RECIPE, RECIPES
+    from conftest import PROJECT
+    search = pd.read_csv(PROJECT / "results" / "recipe_search.csv")
+    assert set(search[search.profile_choice].recipe) == {FULL_RECIPE}
+    train = get_profile("full").train
+    assert {k: getattr(train, k) for k in RECIPES[FULL_RECIPE]} == RECIPES[FULL_RECIPE]
+    assert train.keep == "best" and get_profile("default").train.keep == "last"
+    assert FULL_RECIPE in get_profile("full").notes
