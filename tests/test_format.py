@@ -65,3 +65,20 @@ def test_intermediate_right_final_wrong_on_hand_made_predictions():
          "correct": False}]
     counts = intermediate_counts(LAST, predictions)
     assert (counts["intermediate_right"], counts["intermediate_right_final_wrong"]) == (2, 1)
+
+
+@pytest.mark.parametrize("task, paper_right", [(DATE, 369), (LAST, 500), (SHUFFLED, 729)])
+def test_both_scorers_on_every_gold_answer_written_in_each_format(task, paper_right):
+    """Every sample's gold answer, written after `-->` in each format: our reading gets all of
+    them back; the paper's reading gets all in the paper format, and in the copyable one all
+    but Shuffled Objects' choices whose text holds a capital A-C (e.g. "Alice (B)": it takes
+    the first candidate letter, the name's)."""
+    from cotlib.evaluation import paper_reading
+    samples = list(task.samples().values())
+    for answer_format in ("paper", "copyable"):
+        outputs = [(s, cot_completion("x", answer_field(task, s, s.answer, answer_format)))
+                   for s in samples]
+        assert all(task.is_correct(parse_completion(task, o, answer_format)[1], s.answer)
+                   for s, o in outputs)
+        right = sum(task.is_correct(paper_reading(task, o), s.answer) for s, o in outputs)
+        assert right == (len(samples) if answer_format == "paper" else paper_right)
