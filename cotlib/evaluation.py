@@ -75,6 +75,8 @@ def greedy_decode(model, tokenizer, prompts: list[str], max_new_tokens: int, sto
 
     A long prefix shared by every prompt is run once; each batch starts from its cache.
     """
+    if not prompts:
+        return []
     encoded = [prompt_ids(tokenizer, p) for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     outputs = [""] * len(prompts)

@@ -172,8 +172,8 @@ def run_dir(profile: Profile, task: str, method: str) -> Path:
         settings.append({"answer_format": profile.answer_format})
     if method == "fine_tune_cot" and profile.consistent_choices:  # else older cells' hash
         settings.append({"consistent_choices": True})
-    if method in TRAINED and profile.test_every_epoch:
-        settings.append({"test_every_epoch": True})
+    # not hashed: test_every_epoch adds a test curve beside the same training (the step order
+    # is a pure function of the seed), so the main table reuses a recipe-search cell
     config = json.dumps(settings, sort_keys=True)
     digest = hashlib.sha256(config.encode()).hexdigest()[:8]
     return runs_root() / task / f"{method}-{digest}"
@@ -227,7 +227,7 @@ def run(profile: Profile, task_name: str, method: str, force: bool = False, log=
     """
     task = get_task(task_name)
     out = run_dir(profile, task_name, method)
-    if not force and (done := finished(out)):
+    if not force and (done := reusable(profile, method, out)):
         return done
     samples = task.split("test")[:profile.test_limit]
     # a task without train questions offline (AQuA) has no validation slice for its baselines
@@ -238,9 +238,12 @@ def run(profile: Profile, task_name: str, method: str, force: bool = False, log=
         few_shot_exemplars(task)  # a task without exemplars fails here, before any output
     if method in TRAINED and not curated:
         raise CotlibError(f"{task_name}: zero curated samples for {method}")
+    if method in TRAINED and train_config(profile, method).keep == "best" and not validation:
+        raise CotlibError(f"{task_name}: keep='best' chooses the epoch on validation, and the "
+                          "profile holds none out (set validation_size)")
     model, tokenizer = load_student(profile.student)
     with owned(out, log):  # another process on this runs folder may be doing this very cell
-        if not force and (done := finished(out)):
+        if not force and (done := reusable(profile, method, out)):
             return done
         return measure(profile, task, method, out, model, tokenizer, samples, validation,
                        curated, log)
@@ -304,6 +307,17 @@ def finished(out: Path) -> dict:
     """The metrics of a finished run directory ({} while it is not finished)."""
     done = out / "metrics.json"
     return json.loads(done.read_text()) if done.is_file() else {}
+
+
+def reusable(profile: Profile, method: str, out: Path) -> dict:
+    """`finished(out)`, unless the profile asks for a test curve (the paper's protocol) that
+    the finished cell was trained without: then one clear error, not a silent gap."""
+    done = finished(out)
+    if done and profile.test_every_epoch and method in TRAINED and \
+            "paper_protocol_best_test" not in done:
+        raise CotlibError(f"{out}: finished without the per-epoch test curve that "
+                          "test_every_epoch asks for; move the folder away to train it again")
+    return done
 
 
 def fine_tuned(model, tokenizer, curated: list[FinetuneSample], config: TrainConfig,

@@ -261,3 +261,25 @@ def test_the_full_profile_trains_the_recipe_validation_chose():
     assert {k: getattr(train, k) for k in RECIPES[FULL_RECIPE]} == RECIPES[FULL_RECIPE]
     assert train.keep == "best" and get_profile("default").train.keep == "last"
     assert FULL_RECIPE in get_profile("full").notes
+
+
+def test_a_test_curve_changes_no_training_so_recipe_search_and_main_table_share_the_cell(runs):
+    import shutil
+    with pytest.raises(CotlibError, match="keep='best' chooses the epoch on validation"):
+        run(get_profile("smoke", tasks=["coin_flip"], keep="best"), "coin_flip", "fine_tune_cot")
+    base = get_profile("smoke", tasks=["coin_flip"], epochs=2, keep="best", validation_size=4)
+    curve = get_profile("smoke", tasks=["coin_flip"], epochs=2, keep="best", validation_size=4,
+                        test_every_epoch=True)
+    out = run_dir(base, "coin_flip", "fine_tune_cot")
+    assert run_dir(curve, "coin_flip", "fine_tune_cot") == out
+    with_curve = run(curve, "coin_flip", "fine_tune_cot")
+    assert [set(e) for e in with_curve["epochs"]] == [{"epoch", "step", "validation", "test"}] * 2
+    assert run(base, "coin_flip", "fine_tune_cot") == with_curve  # reused, not trained again
+    predictions = (out / "predictions.jsonl").read_text()
+    shutil.rmtree(out)
+    without = run(base, "coin_flip", "fine_tune_cot")  # trained again, no test curve
+    assert without["losses"] == with_curve["losses"]
+    assert (out / "predictions.jsonl").read_text() == predictions
+    with pytest.raises(CotlibError, match=r"fine_tune_cot-\w+: finished without the per-epoch "
+                                          r"test curve"):
+        run(curve, "coin_flip", "fine_tune_cot")
