@@ -34,20 +34,40 @@ def intermediate_answer(task: Task, sample: Sample, rationale: str) -> str | Non
     return chr(ord("A") + max(named)[1]) if named else None
 
 
+def answer_text(task: Task, sample: Sample, output: str) -> str | None:
+    """For a choice: the letter of the choice whose text is written after `-->` (the copyable
+    format, ` 05/01/2021 (F)`; the longest if several), else None."""
+    if task.answer_type != "choice":
+        return None
+    tail = normal_dates(output.partition(ANSWER_SEP.strip())[2].split(COMPLETION_END.strip())[0])
+    named = [(len(c), i) for i, c in enumerate(normal_dates(c) for c in sample.choices)
+             if c and c in tail]
+    return chr(ord("A") + max(named)[1]) if named else None
+
+
 def intermediate_counts(task: Task, predictions: list[dict]) -> dict:
     """Per task: predictions whose rationale reaches the gold intermediate, and of those the
-    ones whose final answer is wrong ("intermediate right, final wrong")."""
+    ones whose final answer is wrong ("intermediate right, final wrong"). For choices written
+    as text then letter (copyable): answers whose text is the gold choice, and of those the
+    ones whose letter is still wrong (the lookup from text to letter failed)."""
     if task.answer_type not in ("letters", "choice"):  # no intermediate to read
         return {"task": task.name, "predictions": len(predictions)}
-    right = wrong_final = 0
+    counts = Counter()
     for p in predictions:
-        found = intermediate_answer(task, task.samples()[p["sample_index"]], p["rationale"])
-        if found is None or not task.is_correct(found, p["answer"]):
-            continue
-        right += 1
-        wrong_final += not p["correct"]
-    return {"task": task.name, "predictions": len(predictions), "intermediate_right": right,
-            "intermediate_right_final_wrong": wrong_final}
+        sample = task.samples()[p["sample_index"]]
+        found = intermediate_answer(task, sample, p["rationale"])
+        if found is not None and task.is_correct(found, p["answer"]):
+            counts["intermediate_right"] += 1
+            counts["intermediate_right_final_wrong"] += not p["correct"]
+        if (text := answer_text(task, sample, p["output"])) is not None:
+            counts["answer_texts"] += 1
+            counts["answer_text_right"] += text == p["answer"]
+            counts["answer_text_right_letter_wrong"] += text == p["answer"] and not p["correct"]
+    texts = {k: counts[k] for k in ("answer_text_right", "answer_text_right_letter_wrong")}
+    return {"task": task.name, "predictions": len(predictions),
+            "intermediate_right": counts["intermediate_right"],
+            "intermediate_right_final_wrong": counts["intermediate_right_final_wrong"],
+            **(texts if counts["answer_texts"] else {})}
 
 
 # --- how outputs end, valid answers, answer distributions --------------------------------

@@ -212,6 +212,8 @@ def cells_table(profile: Profile, cells: list[dict], choose: str | None = None) 
         rows.append({**cell, "teacher_train_accuracy": sources.accuracy(taught),
                      "intermediate_right": audit.get("intermediate_right"),
                      "intermediate_right_final_wrong": audit.get("intermediate_right_final_wrong"),
+                     **{k: audit[k] for k in ("answer_text_right",
+                                              "answer_text_right_letter_wrong") if k in audit},
                      "train_samples": metrics.get("train_samples"),
                      "train_seconds": metrics.get("seconds"),
                      "validation": metrics.get("validation", {}).get("accuracy"),

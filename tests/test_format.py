@@ -63,8 +63,26 @@ def test_intermediate_right_final_wrong_on_hand_made_predictions():
         {"sample_index": 0, "rationale": rationale, "answer": "yajo", "correct": True},
         {"sample_index": 0, "rationale": "The last letter of 'Whitney' is 'e'.", "answer": "yajo",
          "correct": False}]
+    predictions = [{**p, "output": f" {p['rationale']} --> yajo END"} for p in predictions]
     counts = intermediate_counts(LAST, predictions)
     assert (counts["intermediate_right"], counts["intermediate_right_final_wrong"]) == (2, 1)
+    assert "answer_text_right" not in counts  # no choice text to read
+
+
+def test_choice_text_right_letter_wrong_on_hand_made_copyable_outputs():
+    """Copyable Date answers: the text names the gold choice, the letter after it may not."""
+    from cotlib.audit import answer_text, intermediate_counts
+    date = DATE.samples()[0]  # (F) 05/01/2021
+    assert answer_text(DATE, date, "Today is 5/1/2021. --> 05/01/2021 (D) END") == "F"
+    assert answer_text(DATE, date, "Today is 5/1/2021. --> D END") is None  # paper format
+    outputs = [("05/01/2021 (F)", True), ("05/01/2021 (D)", False), ("05/02/2021 (F)", True)]
+    predictions = [{"sample_index": 0, "rationale": "Today is 5/1/2021.", "answer": "F",
+                    "correct": right, "output": f" Today is 5/1/2021. --> {tail} END"}
+                   for tail, right in outputs]
+    counts = intermediate_counts(DATE, predictions)
+    assert (counts["answer_text_right"], counts["answer_text_right_letter_wrong"]) == (2, 1)
+    paper = [{**p, "output": " Today is 5/1/2021. --> F END"} for p in predictions]
+    assert "answer_text_right" not in intermediate_counts(DATE, paper)
 
 
 @pytest.mark.parametrize("task, paper_right", [(DATE, 369), (LAST, 500), (SHUFFLED, 729)])
