@@ -341,6 +341,10 @@ def figure_cells(results_dir: Path, table: str, label: str, paper: dict) -> plt.
     cells_ = read_table(Path(results_dir) / table, ["task", label, "accuracy", "ci_low", "ci_high"])
     if "D" in cells_:
         cells_[label] = cells_[label] + ", D=" + cells_["D"].astype(str)
+    elif "teacher" in cells_:  # cells of several teachers: name each (blank: the recorded one)
+        teacher = cells_.teacher.fillna("recorded").str.split("/").str[0]
+        degree = cells_.get("degree", pd.Series(1, index=cells_.index)).fillna(1).astype(int)
+        cells_[label] = cells_[label] + " (" + teacher + ", D=" + degree.astype(str) + ")"
     return cells(cells_, label, paper_markers(cells_.task, paper))
 
 
