@@ -243,7 +243,8 @@ def test_answer_format_is_chosen_on_validation_from_the_committed_cells(runs):
     table = cells_table(results.profile_from(recipe["profile"]), cells, choose="answer_format")
     chosen = table[table.chosen_on_validation].set_index("task")
     assert chosen.answer_format.to_dict() == {"last_letter_concatenation": "copyable",
-                                              "date_understanding": "copyable"}
+                                              "date_understanding": "copyable",
+                                              "tracking_shuffled_objects": "paper"}
     # Date: copyable wins on validation (25.0 against 20.0) though both score 13.51 on test
     date = table[table.task == "date_understanding"].set_index("answer_format")
     assert date.validation.tolist() == [20.0, 25.0] and date.accuracy.nunique() == 1
