@@ -156,7 +156,10 @@ def recipe_table(profile: Profile, recipes: dict[str, dict] = RECIPES) -> pd.Dat
         return table
     best = table.loc[table.groupby("task", sort=False).validation.idxmax()]  # earliest of ties
     table["chosen"] = table.index.isin(best.index)
-    by_recipe = table.groupby("recipe", sort=False).apply(
+    # recipes compared on the tasks every recipe has finished (a search may still be filling)
+    complete = table.groupby("task").recipe.nunique() == table.recipe.nunique()
+    compared = table[table.task.isin(complete[complete].index)]
+    by_recipe = compared.groupby("recipe", sort=False).apply(
         lambda t: t.groupby("task").validation.max().mean(), include_groups=False)
     table["profile_choice"] = table.recipe == by_recipe.idxmax()
     return table

@@ -182,6 +182,13 @@ def test_recipe_table_chooses_on_validation_and_never_on_test(runs):
     assert chosen.loc["multiarith", ["recipe", "epoch"]].tolist() == ["b", 1]  # earliest of ties
     # mean best validation: a (60 + 20) / 2 = 40, b (58 + 30) / 2 = 44
     assert set(table[table.profile_choice].recipe) == {"b"}
+    # a task only one recipe has finished (a at 100 on addsub) does not weigh in the comparison
+    wider = get_profile("smoke", tasks=["coin_flip", "multiarith", "addsub"])
+    out = run_dir(recipe_profile(wider, recipes["a"]), "addsub", "fine_tune_cot")
+    out.mkdir(parents=True)
+    (out / "metrics.json").write_text(json.dumps({"epochs": [{"epoch": 1, "validation": 100}]}))
+    partial = recipe_table(wider, recipes)
+    assert set(partial[partial.profile_choice].recipe) == {"b"} and len(partial) == 11
     assert len(table) == 10 and table.test_paper_protocol.max() == 100
     summary = recipe_summary(table).set_index(["task", "recipe"])
     assert summary.loc[("coin_flip", "a"), ["epoch_by_validation", "test",
