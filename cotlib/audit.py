@@ -37,9 +37,10 @@ def intermediate_answer(task: Task, sample: Sample, rationale: str) -> str | Non
 def answer_text(task: Task, sample: Sample, output: str) -> str | None:
     """For a choice: the letter of the choice whose text is written after `-->` (the copyable
     format, ` 05/01/2021 (F)`; the longest if several), else None."""
-    if task.answer_type != "choice":
+    tail = split_completion(output)[1]
+    if task.answer_type != "choice" or tail is None:
         return None
-    tail = normal_dates(output.partition(ANSWER_SEP.strip())[2].split(COMPLETION_END.strip())[0])
+    tail = normal_dates(tail)
     named = [(len(c), i) for i, c in enumerate(normal_dates(c) for c in sample.choices)
              if c and c in tail]
     return chr(ord("A") + max(named)[1]) if named else None
