@@ -2,26 +2,27 @@
 # Diverse reasoning (notebook 05): Gemma-3-270M Fine-tune-CoT students at each D of
 # `studies.DIVERSE_PLAN` (Last Letter esc:gpt-3.5-turbo, Date mot:gpt-3.5-turbo-cot1, SVAMP
 # mcc-kd:gpt-3.5-turbo at D=1,2,4,8; MultiArith, our local Qwen at T=0.7, D=1,2,4), each task
-# with its reference cells (vanilla, recorded text-davinci-002 at D=1), under the paper's
-# budget rule (fixed epochs); then fixed optimizer steps on STEPS_TASKS. One task at a time;
+# with its reference cells (vanilla, recorded text-davinci-002 at D=1), every D training as
+# many optimizer steps as D=1 (fixed steps: 2 CPU cores cannot afford the paper's fixed epochs,
+# ~15 h on the full profile); then the paper's fixed epochs on EPOCHS_TASKS. One task at a time;
 # rerun to resume (finished or committed cells are reused, a killed cell resumes from its
 # checkpoint); the table and its predictions are saved after each task.
-# Recipe: PROFILE (default: default), EPOCHS and LR (unset: the profile's). First see the
+# Recipe: PROFILE (default: full, the recipe chosen on validation), EPOCHS and LR (unset: the profile's). First see the
 # cells and their estimated time:  python -m cotlib study diverse --plan --budget epochs steps
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-PROFILE=${PROFILE:-default}
+PROFILE=${PROFILE:-full}
 RECIPE=(--profile "$PROFILE" ${EPOCHS:+--epochs "$EPOCHS"} ${LR:+--learning-rate "$LR"})
 TASKS=${TASKS:-"last_letter_concatenation date_understanding svamp multiarith"}
-STEPS_TASKS=${STEPS_TASKS:-"last_letter_concatenation"}  # fixed steps vs fixed epochs
+EPOCHS_TASKS=${EPOCHS_TASKS:-"last_letter_concatenation"}  # fixed epochs vs fixed steps
 # the table as far as it is finished (blank: not run) with its predictions, training nothing
 save() { $PY -m cotlib study diverse "${RECIPE[@]}" --budget epochs steps --plan \
     --out "results/diverse_reasoning_${PROFILE}.csv"; }
 $PY -m cotlib restore  # committed cells are reused, not trained again
 for task in $TASKS; do
-    $PY -m cotlib study diverse "${RECIPE[@]}" --tasks "$task" --budget epochs && save
-done
-for task in $STEPS_TASKS; do
     $PY -m cotlib study diverse "${RECIPE[@]}" --tasks "$task" --budget steps && save
+done
+for task in $EPOCHS_TASKS; do
+    $PY -m cotlib study diverse "${RECIPE[@]}" --tasks "$task" --budget epochs && save
 done

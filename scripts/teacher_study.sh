@@ -5,12 +5,12 @@
 # or gpt-4 from MoT, our local Qwen). SVAMP and StrategyQA are in the plan too (dearer:
 # TASKS="svamp strategy_qa"). One task at a time; rerun to resume (finished cells are reused;
 # the recorded and Qwen D=1 cells are shared with scripts/diverse_reasoning.sh).
-# Recipe: PROFILE (default: default), EPOCHS and LR (unset: the profile's). First see the
+# Recipe: PROFILE (default: full, the recipe chosen on validation), EPOCHS and LR (unset: the profile's). First see the
 # cells and their estimated time:  python -m cotlib study teachers --plan
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-PROFILE=${PROFILE:-default}
+PROFILE=${PROFILE:-full}
 RECIPE=(--profile "$PROFILE" ${EPOCHS:+--epochs "$EPOCHS"} ${LR:+--learning-rate "$LR"})
 TASKS=${TASKS:-"multiarith date_understanding"}
 # the table and the rank correlations as far as they are finished, with their predictions
