@@ -9,7 +9,7 @@ import re
 from collections import Counter
 from typing import Callable
 
-from .curation import FinetuneSample, named_choice, normal_dates
+from .curation import FinetuneSample, choice_mentions, named_choice, normal_dates
 from .format import ANSWER_SEP, COMPLETION_END, read_answer, split_completion
 from .tasks import Sample, Task, only_letters
 
@@ -29,9 +29,8 @@ def intermediate_answer(task: Task, sample: Sample, rationale: str) -> str | Non
         return "".join(letter for _, letter in LAST_LETTER.findall(rationale)) or None
     if task.answer_type != "choice":
         return None
-    text, choices = normal_dates(rationale), [normal_dates(c) for c in sample.choices]
-    named = [(text.rfind(c), i) for i, c in enumerate(choices) if c and c in text]
-    return chr(ord("A") + max(named)[1]) if named else None
+    mentions = choice_mentions(sample, rationale)
+    return chr(ord("A") + mentions[-1][1]) if mentions else None
 
 
 def answer_text(task: Task, sample: Sample, output: str) -> str | None:
@@ -40,10 +39,8 @@ def answer_text(task: Task, sample: Sample, output: str) -> str | None:
     tail = split_completion(output)[1]
     if task.answer_type != "choice" or tail is None:
         return None
-    tail = normal_dates(tail)
-    named = [(len(c), i) for i, c in enumerate(normal_dates(c) for c in sample.choices)
-             if c and c in tail]
-    return chr(ord("A") + max(named)[1]) if named else None
+    length = {i: len(normal_dates(sample.choices[i])) for _, i in choice_mentions(sample, tail)}
+    return chr(ord("A") + max(length, key=lambda i: (length[i], i))) if length else None
 
 
 def intermediate_counts(task: Task, predictions: list[dict]) -> dict:

@@ -77,6 +77,14 @@ def normal_dates(text: str) -> str:
     return DATE.sub(lambda m: f"{int(m[1]):02d}/{int(m[2]):02d}/{m[3]}", text).lower()
 
 
+def choice_mentions(sample: Sample, text: str) -> list[tuple[int, int]]:
+    """(position, choice index) of each place `text` writes a choice's text, in reading order
+    (`normal_dates` on both sides)."""
+    text = normal_dates(text)
+    return sorted((m.start(), i) for i, c in enumerate(normal_dates(c) for c in sample.choices)
+                  if c for m in re.finditer(re.escape(c), text))
+
+
 def named_choice(task: Task, sample: Sample, rationale: str) -> str | None:
     """The choice letter a rationale concludes; "" for a conclusion that is no choice; None
     where it names none. Dates (every choice a date): the last date it writes. Shuffled
@@ -90,8 +98,7 @@ def named_choice(task: Task, sample: Sample, rationale: str) -> str | None:
         if not dates:
             return None
         return chr(ord("A") + choices.index(dates[-1])) if dates[-1] in choices else ""
-    mentions = sorted((m.start(), i) for i, c in enumerate(choices) if c
-                      for m in re.finditer(re.escape(c), text))
+    mentions = choice_mentions(sample, rationale)
     subject, people = SUBJECT.search(sample.question), PEOPLE.match(sample.question)
     if subject and people:
         mentions = [(at, i) for at, i in mentions

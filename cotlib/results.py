@@ -152,8 +152,10 @@ def profile_from(config: dict) -> experiments.Profile:
                                   "methods": tuple(settings["methods"])})
 
 
-def table_cells(builder: str, profile: experiments.Profile, args: dict) -> list[str]:
-    """The run folders (`<task>/<method>-<hash>`) whose numbers `builder` reports."""
+def table_cells(builder: str, profile: experiments.Profile, args: dict,
+                table: pd.DataFrame | None = None) -> list[str]:
+    """The run folders (`<task>/<method>-<hash>`) whose numbers `builder` reports (a study's
+    are named in its table: `table` if given, else built)."""
     run_dir = experiments.run_dir
     if builder in ("main_table", "audit_table"):
         methods = args.get("methods") or profile.methods
@@ -178,7 +180,7 @@ def table_cells(builder: str, profile: experiments.Profile, args: dict) -> list[
         return [cell_id(run_dir(experiments.with_settings(profile, c), c["task"], "fine_tune_cot"))
                 for c in args["cells"]]
     if builder in STUDIES:
-        planned = build(builder, profile, args)  # reads finished cells only
+        planned = build(builder, profile, args) if table is None else table
         named = planned[[c for c in CELL_COLUMNS if c in planned]].to_numpy().ravel()
         return list(dict.fromkeys(named))
     raise CotlibError(f"unknown table builder {builder!r}; choose from {', '.join(BUILDERS)}")
@@ -192,17 +194,18 @@ def save_table(table: pd.DataFrame, path: Path, builder: str, profile: experimen
                index: bool = True, **args) -> list[str]:
     """Write `table` (made by `BUILDERS[builder](profile, **args)`) rounded to a CSV, with
     its evidence (`save_evidence`); returns the cells without predictions."""
-    missing = save_evidence(path, builder, profile, index, **args)
+    missing = save_evidence(path, builder, profile, index, table=table, **args)
     write_atomic(path, table.round(DECIMALS).to_csv(index=index))
     return missing
 
 
 def save_evidence(path: Path, builder: str, profile: experiments.Profile, index: bool = True,
-                  **args) -> list[str]:
-    """Beside the table at `path`: its recipe, and the predictions of each of its cells that
-    has finished under runs/; returns the cells that have not (the table reports NaN there)."""
+                  table: pd.DataFrame | None = None, **args) -> list[str]:
+    """Beside the table at `path` (`table`, if made already): its recipe, and the predictions
+    of each of its cells that has finished under runs/; returns the cells that have not (the
+    table reports NaN there)."""
     path = Path(path)
-    cells = table_cells(builder, profile, args)
+    cells = table_cells(builder, profile, args, table)
     missing = []
     for cell in cells:
         out = runs_root() / cell
