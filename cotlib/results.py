@@ -352,3 +352,32 @@ def main_long(results_dir: Path, table: str) -> pd.DataFrame:
                          "paper": paper.loc[paper_key, name] if paper_key in paper.index
                          else float("nan")})
     return pd.DataFrame(rows)
+
+
+def main_markdown(results_dir: Path, table: str, seeds: str | None = None) -> str:
+    """A committed main table as the README shows it: each student accuracy with its 95 %
+    interval from the committed predictions and, with `seeds` (a `seed_table` CSV), a row of
+    Fine-tune-CoT's mean ± spread over the seeds (their count in brackets)."""
+    wide = read_table(Path(results_dir) / table, [], index_col=0)
+    students = {(r.task, r.row): r for r in main_long(results_dir, table).itertuples()
+                if r.row != "Teacher (175B, recorded)"}
+    spread = read_table(Path(results_dir) / seeds, ["task", "seeds", "mean", "spread"],
+                        index_col="task") if seeds else None
+
+    def value(row: str, task: str) -> str:
+        if (r := students.get((task, row))) is not None:
+            return f"{r.accuracy:.2f} ({r.ci_low:.1f}–{r.ci_high:.1f})"
+        return "–" if pd.isna(wide.loc[row, task]) else f"{wide.loc[row, task]:.2f}"
+
+    lines = ["| | " + " | ".join(get_task(t).title for t in wide.columns) + " |",
+             "|---" * (len(wide.columns) + 1) + "|"]
+    for row in wide.index:
+        if row.endswith((tables.LOW, tables.HIGH)):
+            continue
+        lines.append(f"| {row} | " + " | ".join(value(row, t) for t in wide.columns) + " |")
+        if row == tables.ROW_NAMES["fine_tune_cot"] and spread is not None:
+            lines.append("| Fine-tune-CoT, mean ± spread over seeds | " + " | ".join(
+                f"{spread.loc[t, 'mean']:.2f} ± {spread.loc[t, 'spread']:.2f} "
+                f"({int(spread.loc[t, 'seeds'])})" if t in spread.index else "–"
+                for t in wide.columns) + " |")
+    return "\n".join(lines)

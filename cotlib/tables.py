@@ -21,6 +21,7 @@ from .tasks import get_task
 
 ROW_NAMES = {"fine_tune_cot": "Fine-tune-CoT", "vanilla": "Fine-tune", "zero_shot": "Zero-shot",
              "zero_shot_cot": "Zero-shot-CoT", "few_shot_cot": "Few-shot-CoT"}
+LOW, HIGH = "95% low", "95% high"  # a main table's interval rows, after each student's row
 PAPER_ROWS = [("GPT-3", "Fine-tune-CoT", "0.3B"), ("GPT-3", "Fine-tune-CoT", "6.7B"),
               ("GPT-3", "Fine-tune", "0.3B")]
 
@@ -61,7 +62,8 @@ def curation_table(profile: Profile) -> pd.DataFrame:
 
 
 def main_table(profile: Profile, methods: tuple[str, ...] | None = None, log=print) -> pd.DataFrame:
-    """The paper's main table for `profile`: our rows, then the paper's, columns = tasks.
+    """The paper's main table for `profile`: our rows, each student's followed by its 95 %
+    interval (rows `<row> 95% low`, `<row> 95% high`), then the paper's; columns = tasks.
 
     Runs what is missing (train, evaluate); finished runs are loaded from runs/.
     """
@@ -81,8 +83,10 @@ def main_table(profile: Profile, methods: tuple[str, ...] | None = None, log=pri
                 rows.setdefault(row_name(profile, method), {})[name] = float("nan")
                 continue
             log(f"{name}: {method}")
-            rows.setdefault(row_name(profile, method), {})[name] = run(profile, name, method,
-                                                                       log=log)["accuracy"]
+            metrics, label = run(profile, name, method, log=log), row_name(profile, method)
+            for row, key in ((label, "accuracy"), (f"{label} {LOW}", "ci_low"),
+                             (f"{label} {HIGH}", "ci_high")):
+                rows.setdefault(row, {})[name] = metrics.get(key, float("nan"))
     paper = paper_results()
     for key in PAPER_ROWS:
         rows[f"paper: {key[1]} {key[0]} {key[2]}"] = paper.loc[key].reindex(  # task files: NaN

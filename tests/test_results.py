@@ -159,3 +159,15 @@ def test_main_long_carries_intervals_from_predictions_and_the_paper():
     full = results.main_long(RESULTS, "main_full.csv").set_index(["task", "row"])
     svamp = full.loc[("svamp", "Fine-tune-CoT")]  # 22 of 300, from accuracy and n
     assert svamp.interval == "accuracy and n" and svamp.ci_low < 7.33 < svamp.ci_high
+
+
+@pytest.mark.parametrize("table", [t for t in results.committed_tables(RESULTS)
+                                   if t.startswith("main_")])
+def test_readme_shows_each_main_table_as_committed_with_its_intervals(table):
+    if missing := results.lacking(RESULTS, table):
+        pytest.skip(f"{table}: {len(missing)} cells lack committed predictions")
+    seeds = table.replace("main_", "seeds_")
+    shown = results.main_markdown(RESULTS, table, seeds if (RESULTS / seeds).exists() else None)
+    student = next(line for line in shown.splitlines() if line.startswith("| Fine-tune-CoT |"))
+    assert all("(" in value or value.strip() == "–" for value in student.split("|")[2:-1])
+    assert shown in (PROJECT / "README.md").read_text()
