@@ -18,7 +18,6 @@ import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from cotlib.curation import curate
-from cotlib.format import prompt_text
 from cotlib.students import (GEMMA, FrozenHead, FrozenHeadCrossEntropy, TrainConfig, collate,
                              encode, load_student, train)
 from cotlib.tasks import get_task

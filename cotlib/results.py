@@ -16,7 +16,7 @@ import json
 import os
 import tempfile
 from contextlib import contextmanager
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Iterator
 
@@ -32,7 +32,7 @@ from .tasks import get_task
 RESULTS = PROJECT_ROOT / "results"
 RECORD_KEYS = ("sample_index", "output", "rationale", "predicted", "answer", "correct")
 DERIVED = ("accuracy", "ci_low", "ci_high", "n", "accuracy_paper_reading")  # from predictions
-BUILDERS = {f.__name__: f for f in (tables.main_table, tables.epochs_table, tables.cells_table,
+BUILDERS = {f.__name__: f for f in (tables.main_table, tables.cells_table,
                                      tables.source_table, tables.audit_table, tables.recipe_table,
                                      tables.seed_table, studies.diverse_table, studies.teacher_table)}
 STUDIES = ("diverse_table", "teacher_table")  # their cells: the columns naming a run folder
@@ -161,11 +161,6 @@ def table_cells(builder: str, profile: experiments.Profile, args: dict,
         methods = args.get("methods") or profile.methods
         return [cell_id(run_dir(profile, name, method)) for name in profile.tasks
                 for method in methods if experiments.has_cell(get_task(name), method)]
-    if builder == "epochs_table":
-        return [cell_id(run_dir(replace(profile, train=replace(profile.train, epochs=count)),
-                                name, method))
-                for name in profile.tasks for method in experiments.TRAINED
-                for count in args["epochs"]]
     if builder == "seed_table":
         return [cell_id(run_dir(experiments.with_settings(profile, {"seed": seed}), name,
                                 args.get("method", "fine_tune_cot")))

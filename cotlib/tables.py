@@ -123,25 +123,6 @@ def audit_table(profile: Profile, methods: tuple[str, ...] | None = None) -> pd.
     return table.astype({c: "Int64" for c in counts})
 
 
-def epochs_table(profile: Profile, epochs: tuple[int, ...]) -> pd.DataFrame:
-    """Validation and test accuracy of the trained methods at each number of epochs.
-
-    Reads finished runs only (never trains); a missing run is NaN.
-    """
-    rows = []
-    for name in profile.tasks:
-        for method in TRAINED:
-            row = {"task": name, "method": method}
-            for count in epochs:
-                trained = replace(profile, train=replace(profile.train, epochs=count))
-                metrics = finished(run_dir(trained, name, method))
-                validation = metrics.get("validation", {})
-                row[f"validation {count}"] = validation.get("accuracy", float("nan"))
-                row[f"test {count}"] = metrics.get("accuracy", float("nan"))
-            rows.append(row)
-    return pd.DataFrame(rows).set_index(["task", "method"])
-
-
 def recipe_table(profile: Profile, recipes: dict[str, dict] = RECIPES) -> pd.DataFrame:
     """Per task, recipe and epoch: validation accuracy, and test accuracy (the paper's
     best-of-epochs protocol, never used to choose). `chosen` marks each task's best

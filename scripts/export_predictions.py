@@ -13,7 +13,6 @@ FORMATS = [{"task": task, "answer_format": form}
            for form in ("paper", "copyable")]
 TABLES = [("main_default.csv", "main_table", DEFAULT, True, {}),
           ("main_full.csv", "main_table", FULL, True, {}),
-          ("epochs_full.csv", "epochs_table", FULL, True, {"epochs": [2, 4]}),
           ("teacher_sources_default.csv", "source_table", DEFAULT, False, {"cells": SOURCES}),
           ("answer_format.csv", "cells_table", DEFAULT, False, {"cells": FORMATS})]
 

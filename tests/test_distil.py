@@ -6,7 +6,6 @@ import sys
 
 import pytest
 
-from conftest import PROJECT
 from cotlib.cli import main
 from servers import FaultProxy, free_port, scripted_teacher
 from test_task_files import write_task

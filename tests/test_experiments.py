@@ -5,7 +5,7 @@ import pytest
 
 from cotlib.data import CotlibError
 from cotlib.experiments import get_profile, run, run_dir, train_indices, train_samples
-from cotlib.tables import epochs_table, main_table, paper_results
+from cotlib.tables import main_table, paper_results
 from cotlib.students import TrainConfig
 from cotlib.tasks import get_task
 
@@ -115,16 +115,6 @@ def test_validation_slice_is_held_out_from_training(runs):
     assert metrics["validation"]["n"] == 6 and metrics["n"] == 6
     assert run_dir(profile, "coin_flip", "vanilla") != run_dir(
         get_profile("smoke", tasks=["coin_flip"], train_limit=24), "coin_flip", "vanilla")
-
-
-def test_epochs_table_reads_finished_runs_and_never_trains(runs):
-    profile = get_profile("smoke", tasks=["coin_flip"])
-    done = run(profile, "coin_flip", "vanilla")
-    table = epochs_table(profile, (1, 3))
-    assert table.loc[("coin_flip", "vanilla"), "test 1"] == done["accuracy"]
-    assert table[["test 3", "validation 3"]].isna().all().all()
-    assert table.loc[("coin_flip", "fine_tune_cot")].isna().all()  # not run: left blank
-    assert sorted(p.name.split("-")[0] for p in (runs / "coin_flip").iterdir()) == ["vanilla"]
 
 
 def test_non_finite_settings_are_refused_before_anything_runs(runs):

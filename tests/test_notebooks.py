@@ -62,9 +62,7 @@ def test_the_paper_as_one_batch_on_the_smoke_profile(runs):
     assert curation[0].startswith("task,completions,kept") and curation[1].startswith("coin_flip,")
     table = (out / "results/main_smoke.csv").read_text()
     assert "Fine-tune-CoT," in table and "paper: Fine-tune-CoT GPT-3 0.3B,99.33" in table
-    epochs = (out / "results/epochs_smoke.csv").read_text().splitlines()
-    assert epochs[0] == "task,method,validation 1,test 1,validation 2,test 2,validation 4,test 4"
-    assert epochs[1].startswith("coin_flip,fine_tune_cot,,") and epochs[1].split(",")[3] != ""
+    assert "Fine-tune-CoT 95% low," in table and "Fine-tune 95% high," in table
     for figure in ("rationale_length", "teacher_accuracy", "teacher_diverse", "main_smoke",
                    "training_loss_smoke"):
         for suffix in (".png", ".pdf"):
@@ -79,8 +77,7 @@ def test_the_paper_as_one_batch_on_the_smoke_profile(runs):
 
 def test_paper_names_the_failing_notebook_and_cell_and_skips_the_rest(runs):
     lines = []
-    steps = paper.plan("smoke", ["02", "03", "04"], overrides={"tasks": ["coin_flip"],
-                                                               "compare_epochs": [2, 4]})
+    steps = paper.plan("smoke", ["02", "03", "04"], overrides={"tasks": ["coin_flip"]})
     steps[0].parameters["train_limit"] = 0  # passes papermill, fails the notebook's first call
     with pytest.raises(CotlibError, match=r"^02_curation.ipynb failed in cell \[\d+\]: CotlibError: "
                                           r"parameter train_limit=0: expected a positive int"):
@@ -104,7 +101,7 @@ def test_paper_in_place_writes_over_the_committed_notebooks_with_their_own_folde
     (["--profile", "smoke", "--notebooks", "99_nothing"], "unknown notebook '99_nothing'"),
     (["--profile", "smoke", "-p", "epochs", "'two'"], "parameter epochs='two': expected a positive int"),
     (["--profile", "smoke", "-p", "limit", "many"], "parameter limit='many': expected int, like its default 100"),
-    (["--profile", "smoke", "-p", "compare_epochs", "4"], "parameter compare_epochs=4: expected list"),
+    (["--profile", "smoke", "-p", "cells", "4"], "parameter cells=4: expected list"),
     (["--profile", "smoke", "-p", "colour", "red"], "parameter colour: declared by none of"),
     (["--profile", "smoke", "-p", "profile", "full"], "parameter profile: give it as --profile"),
 ])

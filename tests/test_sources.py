@@ -6,7 +6,6 @@ import pytest
 
 from cotlib import sources
 from cotlib.curation import curate
-from cotlib.data import CotlibError
 from cotlib.experiments import get_profile, run, run_dir, train_samples
 from cotlib.published import _evaluate, split_final
 from cotlib.store import Completion, export_completion_dataset
