@@ -314,7 +314,8 @@ LABEL_RULE = """\
 #     fact (the last day of a quarter), a missing step, the question restated without working;
 #   calculation: the step is right, its computed value wrong: a sum, a date shift, the last
 #     letter of a word;
-#   formatting: the rationale reaches the gold answer; the answer after --> differs or is missing;
+#   formatting: the rationale reaches the gold answer (Last Letter: every letter right); the answer
+#     it then writes (its closing sentence or after -->) differs or is missing;
 #   other: none of these (text looping until the token cap, an ill-posed question or gold).
 # Correct answers of multiple-choice tasks (every one):
 #   sound: the rationale reaches the chosen option by right steps;
