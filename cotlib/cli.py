@@ -310,6 +310,25 @@ def add_study_step(steps) -> None:
     s.set_defaults(run=cmd_study)
 
 
+def cmd_ablation(args: argparse.Namespace) -> None:
+    from .ablations import ablation, run_ablation  # noqa: PLC0415
+    for name in args.ablation:
+        ablation(name)  # an unknown name: one error line, before anything runs
+    for name in args.ablation:
+        table = run_ablation(name, args.profile, args.tasks)
+        print(table.round(2).to_string(index=False, na_rep="-"))
+
+
+def add_ablation_step(steps) -> None:
+    a = steps.add_parser("ablation", help="notebook 06's ablations: Fine-tune-CoT cells that "
+                         "differ in one switch; runs missing cells, saves results/<name>_<profile>.csv")
+    a.add_argument("ablation", nargs="+", help="answer_format, task_vocabulary, date_ablation "
+                   "(cotlib.ablations.ABLATIONS)")
+    a.add_argument("--profile", default="default", help="smoke | default | full")
+    a.add_argument("--tasks", nargs="*", help="only the cells of these tasks")
+    a.set_defaults(run=cmd_ablation)
+
+
 def cmd_sources(args: argparse.Namespace) -> None:
     from .sources import coverage_table  # noqa: PLC0415
     table = coverage_table(args.task)
@@ -388,6 +407,7 @@ def parser() -> argparse.ArgumentParser:
     add_student_steps(steps)
     add_distil_step(steps)
     add_study_step(steps)
+    add_ablation_step(steps)
     add_paper_steps(steps)
     return p
 

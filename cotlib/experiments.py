@@ -67,7 +67,7 @@ RECIPES = {
 # results/recipe_search.csv; a test holds the two together) and keeps each run's epoch of best
 # validation. `make demo` trains 2 epochs of our schedule and keeps the last, to fit its time;
 # the task vocabulary (vocabulary.py) is checked against the full head in
-# results/task_vocabulary.csv.
+# results/task_vocabulary_default.csv.
 FULL_RECIPE = "ours"
 DEMO_TRAINING = TrainConfig(epochs=2, learning_rate=1e-4, batch_size=8, task_vocab=True)
 STUDENT_TRAINING = replace(DEMO_TRAINING, keep="best", **RECIPES[FULL_RECIPE])

@@ -129,15 +129,16 @@ def execute(steps: list[Step], log: Callable[[str], None]) -> None:
             partial.unlink(missing_ok=True)
             raise
         if step.output == step.notebook:
-            strip_injected(partial)
+            as_committed(partial, step.notebook.name)
         os.replace(partial, step.output)
 
 
-def strip_injected(path: Path) -> None:
-    """Drop papermill's injected-parameters cell: kept, it would stay in force in a later run
-    without -p; papermill's metadata (`papermill.parameters`) keeps the values."""
+def as_committed(path: Path, name: str) -> None:
+    """An executed notebook as it is committed: without papermill's injected-parameters cell
+    (kept, it would stay in force in a later run without -p; `papermill.parameters` keeps the
+    values) and with its own file `name` for papermill's absolute input and output paths."""
     notebook = nbformat.read(path, as_version=4)
-    kept = [c for c in notebook.cells if "injected-parameters" not in c.metadata.get("tags", [])]
-    if len(kept) < len(notebook.cells):
-        notebook.cells = kept
-        nbformat.write(notebook, path)
+    notebook.cells = [c for c in notebook.cells
+                      if "injected-parameters" not in c.metadata.get("tags", [])]
+    notebook.metadata.get("papermill", {}).update(input_path=name, output_path=name)
+    nbformat.write(notebook, path)

@@ -306,6 +306,27 @@ def cells(table: pd.DataFrame, label: str, paper: dict[str, list[tuple[str, floa
     return fig
 
 
+def switches(row) -> str:
+    """What sets an ablation cell apart, in words: its teacher and D, answer format, filter and
+    head (a blank teacher is the recorded text-davinci-002)."""
+    get = lambda key: None if pd.isna(value := getattr(row, key, None)) else value
+    words = [f"{str(get('teacher') or 'text-davinci-002').split('/')[0]}, D={int(get('degree') or 1)}"]
+    if get("answer_format"):
+        words.append(f"{row.answer_format} answer")
+    if get("consistent_choices"):
+        words.append("consistent choices")
+    if get("task_vocab") is not None:
+        words.append("task vocabulary" if row.task_vocab else "full head")
+    return ", ".join(words)
+
+
+def ablation(table: pd.DataFrame) -> plt.Figure:
+    """An ablation's cells (`tables.cells_table`), each bar named by its switches, with the
+    paper's GPT-3 0.3B Fine-tune-CoT at D=1 as a marker."""
+    named = table.assign(switches=[switches(row) for row in table.itertuples()])
+    return cells(named, "switches", paper_markers(named.task, {"GPT-3 0.3B": PAPER_FTC["GPT-3 0.3B, D=1"]}))
+
+
 def paper_markers(tasks, rows: dict[str, tuple[str, str, str]]) -> dict[str, list[tuple[str, float]]]:
     """Per task the paper's number of each named (family, method, size) row."""
     from .tables import paper_results  # noqa: PLC0415
@@ -346,6 +367,11 @@ def figure_cells(results_dir: Path, table: str, label: str, paper: dict) -> plt.
         degree = cells_.get("degree", pd.Series(1, index=cells_.index)).fillna(1).astype(int)
         cells_[label] = cells_[label] + " (" + teacher + ", D=" + degree.astype(str) + ")"
     return cells(cells_, label, paper_markers(cells_.task, paper))
+
+
+def figure_ablation(results_dir: Path, table: str) -> plt.Figure:
+    from .results import read_table  # noqa: PLC0415
+    return ablation(read_table(Path(results_dir) / table, ["task", "accuracy", "ci_low", "ci_high"]))
 
 
 def figure_teacher_accuracy(results_dir: Path) -> plt.Figure:
@@ -454,11 +480,14 @@ FIGURES = {
         lambda r: figure_cells(r, "teacher_sources_default.csv", "teacher", PAPER_FTC),
         ("teacher_sources_default.csv",), "04",
         "students of other teachers, with the paper's GPT-3 0.3B at D=1 and with diverse reasoning"),
-    "answer_format": Figure(
-        lambda r: figure_cells(r, "answer_format.csv", "answer_format",
-                               {"GPT-3 0.3B": PAPER_FTC["GPT-3 0.3B, D=1"]}),
-        ("answer_format.csv",), "04",
-        "the paper's answer after `-->` against a copyable one, beside the paper's GPT-3 0.3B"),
+    **{f"{name}_{profile}": Figure(lambda r, t=f"{name}_{profile}.csv": figure_ablation(r, t),
+                                   (f"{name}_{profile}.csv",), "06", about)
+       for name, profile, about in [
+           ("answer_format", "default", "the paper's answer after `-->` against a copyable one, "
+            "beside the paper's GPT-3 0.3B"),
+           ("task_vocabulary", "default", "the task-vocabulary head against the full head"),
+           *[("date_ablation", profile, "what moves Date off chance: the consistent-choice "
+              "filter, the copyable answer, gpt-3.5-turbo at D=4") for profile in ("default", "full")]]},
     "recipe_search": Figure(figure_recipe_search, ("recipe_search.csv",), "04",
                             "validation accuracy per epoch of each training recipe (full profile), "
                             "the test curve the paper's best-of-epochs protocol reads, the choice"),

@@ -8,13 +8,9 @@ SOURCES = [("last_letter_concatenation", "esc:gpt-3.5-turbo", 4),
            ("date_understanding", "mot:gpt-3.5-turbo-cot1", 4),
            ("svamp", "mcc-kd:gpt-3.5-turbo", 1),
            ("multiarith", "run:qwen2.5-coder-1.5b/zs_cot_T0.7_max256_ans32_seed0", 1)]
-FORMATS = [{"task": task, "answer_format": form}
-           for task in ("last_letter_concatenation", "date_understanding")
-           for form in ("paper", "copyable")]
 TABLES = [("main_default.csv", "main_table", DEFAULT, True, {}),
           ("main_full.csv", "main_table", FULL, True, {}),
-          ("teacher_sources_default.csv", "source_table", DEFAULT, False, {"cells": SOURCES}),
-          ("answer_format.csv", "cells_table", DEFAULT, False, {"cells": FORMATS})]
+          ("teacher_sources_default.csv", "source_table", DEFAULT, False, {"cells": SOURCES})]
 
 for name, builder, profile, index, args in TABLES:
     missing = results.save_evidence(results.RESULTS / name, builder, profile, index, **args)

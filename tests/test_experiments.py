@@ -233,7 +233,7 @@ def test_answer_format_is_chosen_on_validation_from_the_committed_cells(runs):
     with the better validation accuracy is marked, whatever test says."""
     from cotlib import results
     from cotlib.tables import cells_table
-    recipe = results.read_recipe(results.RESULTS, "answer_format.csv")
+    recipe = results.read_recipe(results.RESULTS, "answer_format_default.csv")
     for cell in recipe["cells"]:
         results.restore_cell(results.cell_path(results.RESULTS, cell), runs)
     cells = [c for c in recipe["args"]["cells"] if "teacher" not in c]  # the recorded teacher

@@ -64,11 +64,11 @@ def test_the_paper_as_one_batch_on_the_smoke_profile(runs):
     assert "Fine-tune-CoT," in table and "paper: Fine-tune-CoT GPT-3 0.3B,99.33" in table
     assert "Fine-tune-CoT 95% low," in table and "Fine-tune 95% high," in table
     for figure in ("rationale_length", "teacher_accuracy", "teacher_diverse", "main_smoke",
-                   "training_loss_smoke"):
+                   "training_loss_smoke", "task_vocabulary_smoke"):  # 06: the Coin Flip cells
         for suffix in (".png", ".pdf"):
             assert (out / "figures" / (figure + suffix)).stat().st_size > 5_000, figure + suffix
     assert (out / "figures/rationale_length.png").stat().st_size > 10_000
-    assert len(list(runs.glob("coin_flip/*/metrics.json"))) == 5
+    assert len(list(runs.glob("coin_flip/*/metrics.json"))) == 6  # 5 methods, 06's other head
     config = json.loads(next(runs.glob("coin_flip/fine_tune_cot-*/config.json")).read_text())
     assert config["versions"] == versions() and config["versions"]["torch"]  # what it ran on
     # the table was saved with its evidence: it rebuilds from its predictions alone
@@ -229,3 +229,17 @@ def test_07_sample_studies_on_a_smoke_cell(tmp_path, runs):
                for c in nb["cells"] for o in c.get("outputs", [])]
     assert any("not run yet, left out" in o for o in outputs)  # the D=2 cell
     assert "No labelled wrong answers" in outputs[-1]  # the committed labels are other runs'
+
+
+def test_an_executed_notebook_is_committed_without_injected_cells_or_absolute_paths(tmp_path):
+    notebook = nbformat.read(PROJECT / "notebooks/06_ablations.ipynb", as_version=4)
+    notebook.cells.insert(2, nbformat.v4.new_code_cell('profile = "full"', metadata={
+        "tags": ["injected-parameters"]}))
+    notebook.metadata["papermill"] = {"input_path": str(tmp_path / "06_ablations.ipynb"),
+                                      "output_path": str(tmp_path / ".06.partial.ipynb")}
+    executed = tmp_path / ".06.partial.ipynb"
+    nbformat.write(notebook, executed)
+    paper.as_committed(executed, "06_ablations.ipynb")
+    text = executed.read_text()
+    assert str(tmp_path) not in text and "injected-parameters" not in text
+    assert json.loads(text)["metadata"]["papermill"]["input_path"] == "06_ablations.ipynb"

@@ -74,8 +74,8 @@ def test_unknown_figure_and_missing_column_are_one_line(tmp_path):
         plots.make_figures(PROJECT / "results", tmp_path, ["main_huge"])
     results = tmp_path / "results"
     results.mkdir()
-    text = (PROJECT / "results/answer_format.csv").read_text()
-    (results / "answer_format.csv").write_text(text.replace(",ci_high", ",upper"))
-    with pytest.raises(CotlibError, match=r"answer_format.csv: missing column\(s\) ci_high"):
-        plots.make_figures(results, tmp_path / "figures", ["answer_format"])
+    text = (PROJECT / "results/answer_format_default.csv").read_text()
+    (results / "answer_format_default.csv").write_text(text.replace(",ci_high", ",upper"))
+    with pytest.raises(CotlibError, match=r"answer_format_default.csv: missing column\(s\) ci_high"):
+        plots.make_figures(results, tmp_path / "figures", ["answer_format_default"])
     assert not (tmp_path / "figures").exists()
