@@ -31,17 +31,17 @@ ABLATIONS = {
         "the paper's answer after `-->` against a copyable one (Last Letter spelled out; a "
         "choice's text, then its letter), from the recorded teacher and gpt-3.5-turbo at D=4",
         tuple({"task": task, "answer_format": form, **teacher}
-                         for task, teachers in [
-                             ("last_letter_concatenation", [{}, {"teacher": ESC, "degree": 4}]),
-                             ("date_understanding", [{}, {"teacher": MOT, "degree": 4}]),
-                             ("tracking_shuffled_objects", [{}])]
-                         for teacher in teachers for form in ("paper", "copyable")),
+              for task, teachers in [
+                  ("last_letter_concatenation", [{}, {"teacher": ESC, "degree": 4}]),
+                  ("date_understanding", [{}, {"teacher": MOT, "degree": 4}]),
+                  ("tracking_shuffled_objects", [{}])]
+              for teacher in teachers for form in ("paper", "copyable")),
         {"task_vocab": False}, choose="answer_format"),
     "task_vocabulary": Ablation(
         "the student's head cut to the task's tokens against the full 262k-word head",
         tuple({"task": task, "task_vocab": vocab}
-                         for task in ("coin_flip", "date_understanding", "last_letter_concatenation")
-                         for vocab in (False, True))),
+              for task in ("coin_flip", "date_understanding", "last_letter_concatenation")
+              for vocab in (False, True))),
     "date_ablation": Ablation(
         "what moves Date Understanding off chance: dropping samples whose rationale concludes "
         "another choice, the copyable answer, gpt-3.5-turbo's diverse samples (MoT, D=4)",
@@ -65,27 +65,28 @@ def profile_of(name: str, profile: str) -> Profile:
 
 def run_ablation(name: str, profile: str = "default", tasks: list[str] | None = None,
                  results_dir: Path | None = results.RESULTS, log=print) -> pd.DataFrame:
-    """An ablation's table, its cells limited to `tasks` if given: each missing cell trained
-    in turn and, with `results_dir`, the table saved after each (`save`), so an interrupted
-    run keeps what finished."""
+    """An ablation's table: each missing cell (of `tasks` only, if given) trained in turn and,
+    with `results_dir`, the table of all its cells (blank: not run) saved after each (`save`),
+    so an interrupted run keeps what finished."""
     chosen, config = ablation(name), profile_of(name, profile)
-    cells = [c for c in chosen.cells if not tasks or c["task"] in tasks]
-    if not cells:
+    wanted = [c for c in chosen.cells if not tasks or c["task"] in tasks]
+    if not wanted:
         log(f"{name}: no cell on {', '.join(tasks)}")
         return pd.DataFrame()
-    for cell in cells:
+    for cell in wanted:
         log(f"{name}: {cell}")
         run(with_settings(config, cell), cell["task"], "fine_tune_cot", log=log)
-        made = cells_table(config, cells, choose=chosen.choose)
+        made = cells_table(config, list(chosen.cells), choose=chosen.choose)
         if results_dir is not None:
-            save(name, config, cells, made, results_dir)
+            save(name, config, made, results_dir)
     return made
 
 
-def save(name: str, config: Profile, cells: list[dict], made: pd.DataFrame,
-         results_dir: Path = results.RESULTS) -> Path:
+def save(name: str, config: Profile, made: pd.DataFrame, results_dir: Path = results.RESULTS
+         ) -> Path:
     """Write an ablation's table as `<name>_<profile>.csv` with its predictions."""
-    path = Path(results_dir) / f"{name}_{config.name}.csv"
-    choose = {"choose": ablation(name).choose} if ablation(name).choose else {}
-    results.save_table(made, path, "cells_table", config, index=False, cells=cells, **choose)
+    chosen, path = ablation(name), Path(results_dir) / f"{name}_{config.name}.csv"
+    choose = {"choose": chosen.choose} if chosen.choose else {}
+    results.save_table(made, path, "cells_table", config, index=False, cells=list(chosen.cells),
+                       **choose)
     return path

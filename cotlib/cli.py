@@ -316,7 +316,8 @@ def cmd_ablation(args: argparse.Namespace) -> None:
         ablation(name)  # an unknown name: one error line, before anything runs
     for name in args.ablation:
         table = run_ablation(name, args.profile, args.tasks)
-        print(table.round(2).to_string(index=False, na_rep="-"))
+        print(f"{name}: {ablation(name).question}\n"
+              f"{table.round(2).to_string(index=False, na_rep='-')}")
 
 
 def add_ablation_step(steps) -> None:

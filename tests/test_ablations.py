@@ -27,8 +27,13 @@ def test_an_ablation_names_the_cells_of_its_committed_table(name):
 def test_an_ablation_trains_its_missing_cells_saves_as_it_goes_and_reuses_them(runs, tmp_path):
     out = tmp_path / "results"
     table = ablations.run_ablation("task_vocabulary", "smoke", ["coin_flip"], out, log=lambda _: None)
-    assert table.task_vocab.tolist() == [False, True] and table.accuracy.notna().all()
-    assert results.check(out) == {"task_vocabulary_smoke.csv": "rebuilt exactly"}
+    assert len(table) == 6  # every cell of the ablation; those of other tasks not run, blank
+    ran = table[table.task == "coin_flip"]
+    assert ran.task_vocab.tolist() == [False, True] and ran.accuracy.notna().all()
+    assert table[table.task != "coin_flip"].accuracy.isna().all()
+    # saved with the predictions of the cells that ran (the others: blank, listed as lacking)
+    assert len(results.lacking(out, "task_vocabulary_smoke.csv")) == 4
+    assert len(list(out.glob("predictions/coin_flip/*.jsonl.gz"))) == 2
     stamps = sorted(p.stat().st_mtime_ns for p in runs.glob("coin_flip/*/metrics.json"))
     assert len(stamps) == 2  # one cell per head
     again = ablations.run_ablation("task_vocabulary", "smoke", ["coin_flip"], out, log=lambda _: None)
