@@ -2,7 +2,7 @@
 # The full main table (notebook 04, profile "full": the recipe chosen on validation in
 # results/recipe_search.csv), task by task: the five methods, Fine-tune-CoT again under SEEDS,
 # then results/main_full.csv, seeds_full.csv and audit_full.csv saved with their predictions,
-# covering the tasks finished so far. Rerun to resume (finished or committed cells are reused,
+# covering the tasks finished so far (each cell's predictions are exported as it finishes). Rerun to resume (finished or committed cells are reused,
 # a killed cell resumes from its checkpoint). TASKS picks and orders tasks (default: all 9).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,15 +12,18 @@ SEEDS=${SEEDS:-"0 1 2"}
 $PY -m cotlib restore
 $PY - <<PY
 from cotlib import experiments, results, tables
+from cotlib.tasks import get_task
 full = experiments.get_profile("full")
 order = "$TASKS".split() or list(full.tasks)
 seeds = tuple(int(s) for s in "$SEEDS".split())
 done = []
 for task in order:
     one = experiments.get_profile("full", tasks=[task])
-    tables.main_table(one)  # trains and evaluates what is missing
-    for seed in seeds:
-        experiments.run(experiments.with_settings(one, {"seed": seed}), task, "fine_tune_cot")
+    cells = [(one, method) for method in one.methods if experiments.has_cell(get_task(task), method)]
+    cells += [(experiments.with_settings(one, {"seed": seed}), "fine_tune_cot") for seed in seeds]
+    for chosen, method in cells:  # each cell's predictions exported as it finishes, so another
+        experiments.run(chosen, task, method)  # machine restores it instead of training again
+        results.export_cell(experiments.run_dir(chosen, task, method))
     done.append(task)
     profile = experiments.get_profile("full", tasks=[t for t in full.tasks if t in done])
     results.save_table(tables.main_table(profile, log=lambda m: None),
