@@ -270,10 +270,12 @@ def cmd_study(args: argparse.Namespace) -> None:
         table = studies.diverse_table(profile, **chosen, **options)
         shown = ["task", "teacher", "budget", "D"]
     else:
-        builder, chosen = "teacher_table", {"tasks": args.tasks}
+        builder, chosen = "teacher_table", {"tasks": args.tasks, "teachers": args.teachers}
         table = studies.teacher_table(profile, **chosen, **options)
         shown = ["task", "teacher", "teacher_train_accuracy"]
     shown += ["train_samples", "optimizer_steps", "validation", "accuracy", "ci_low", "ci_high"]
+    if table.empty:
+        return print(f"no cell of the {args.study} plan on these tasks, degrees or teachers")
     if args.out:  # with the predictions of its finished cells, so it rebuilds and restores
         results.save_table(table, args.out, builder, profile, index=False, **chosen)
     if args.plan:
@@ -302,6 +304,7 @@ def add_study_step(steps) -> None:
                    help="diverse: epochs (every D the profile's epochs, as the paper) and/or "
                         "steps (every D the optimizer steps of D=1)")
     s.add_argument("--D", type=int, nargs="+", help="diverse: only these degrees of the plan")
+    s.add_argument("--teachers", nargs="+", help="teachers: only these sources of the plan")
     s.add_argument("--plan", action="store_true",
                    help="train nothing (blank where a cell is missing) and estimate the seconds "
                         "each missing cell takes")

@@ -6,9 +6,10 @@
 # many optimizer steps as D=1 (fixed steps: 2 CPU cores cannot afford the paper's fixed epochs,
 # ~15 h on the full profile); then the paper's fixed epochs on EPOCHS_TASKS. One task at a time;
 # rerun to resume (finished or committed cells are reused, a killed cell resumes from its
-# checkpoint); the table and its predictions are saved after each task.
-# Recipe: PROFILE (default: full, the recipe chosen on validation), EPOCHS and LR (unset: the profile's). First see the
-# cells and their estimated time:  python -m cotlib study diverse --plan --budget epochs steps
+# checkpoint); the table and its predictions are saved after each cell.
+# Recipe: PROFILE (default: full, the recipe chosen on validation), EPOCHS and LR (unset:
+# the profile's). First see the cells and their estimated time:
+#   python -m cotlib study diverse --plan --budget epochs steps
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -20,9 +21,10 @@ EPOCHS_TASKS=${EPOCHS_TASKS:-"last_letter_concatenation"}  # fixed epochs vs fix
 save() { $PY -m cotlib study diverse "${RECIPE[@]}" --budget epochs steps --plan \
     --out "results/diverse_reasoning_${PROFILE}.csv"; }
 $PY -m cotlib restore  # committed cells are reused, not trained again
-for task in $TASKS; do
-    $PY -m cotlib study diverse "${RECIPE[@]}" --tasks "$task" --budget steps && save
+cell() { $PY -m cotlib study diverse "${RECIPE[@]}" --tasks "$1" --budget "$2" --D "$3" && save; }
+for task in $TASKS; do  # one D at a time, saved after each (a D not in a task's plan: nothing)
+    for d in 1 2 4 8; do cell "$task" steps "$d"; done
 done
 for task in $EPOCHS_TASKS; do
-    $PY -m cotlib study diverse "${RECIPE[@]}" --tasks "$task" --budget epochs && save
+    for d in 1 2 4 8; do cell "$task" epochs "$d"; done
 done

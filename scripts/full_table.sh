@@ -2,8 +2,9 @@
 # The full main table (notebook 04, profile "full": the recipe chosen on validation in
 # results/recipe_search.csv), task by task: the five methods, Fine-tune-CoT again under SEEDS,
 # then results/main_full.csv, seeds_full.csv and audit_full.csv saved with their predictions,
-# covering the tasks finished so far (each cell's predictions are exported as it finishes). Rerun to resume (finished or committed cells are reused,
-# a killed cell resumes from its checkpoint). TASKS picks and orders tasks (default: all 9).
+# covering the tasks finished so far (each cell's predictions are exported as it finishes).
+# Rerun to resume (finished or committed cells are reused, a killed cell resumes from its
+# checkpoint). TASKS picks and orders tasks (default: all 9).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -19,7 +20,7 @@ seeds = tuple(int(s) for s in "$SEEDS".split())
 done = []
 for task in order:
     one = experiments.get_profile("full", tasks=[task])
-    cells = [(one, method) for method in one.methods if experiments.has_cell(get_task(task), method)]
+    cells = [(one, m) for m in one.methods if experiments.has_cell(get_task(task), m)]
     cells += [(experiments.with_settings(one, {"seed": seed}), "fine_tune_cot") for seed in seeds]
     for chosen, method in cells:  # each cell's predictions exported as it finishes, so another
         experiments.run(chosen, task, method)  # machine restores it instead of training again
