@@ -18,10 +18,12 @@ NOT_STUDENT_TABLES = {"tasks.csv": "the data and the recorded teacher (notebook 
                       # notebook 07 reads rationales, not accuracies (its cells' predictions
                       # are committed; the labels are checked against them by output hash)
                       "error_labels.csv": "hand labels of student answers",
-                      "error_counts_default.csv": "labelled error categories",
-                      "sample_cases_default.csv": "teacher and student cases per question",
-                      "sample_lengths_default.csv": "rationale lengths as box plots",
-                      "sample_diversity_default.csv": "rationale variety"}
+                      **{f"{table}_{profile}.csv": about for profile in ("default", "full")
+                         for table, about in [
+                             ("error_counts", "labelled error categories"),
+                             ("sample_cases", "teacher and student cases per question"),
+                             ("sample_lengths", "rationale lengths as box plots"),
+                             ("sample_diversity", "rationale variety")]}}
 
 
 @pytest.mark.parametrize("table", results.committed_tables(RESULTS))
