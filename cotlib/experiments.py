@@ -90,7 +90,7 @@ PROFILES = {p.name: p for p in [
             notes="tiny random model: exercises every step in seconds; accuracies are meaningless"),
     Profile("default", GEMMA, ("coin_flip", "last_letter_concatenation"), DEMO_TRAINING,
             validation_size=40, notes=DEPARTURES + "; 2 epochs and two tasks, so that `make "
-            "demo` fits ~30 minutes on 2 CPU cores"),
+            "demo` fits ~20 minutes on 2 CPU cores"),
     Profile("full", GEMMA, FULL_TASKS, STUDENT_TRAINING, validation_size=40,
             notes=DEPARTURES + f"; recipe {FULL_RECIPE!r} ({RECIPES[FULL_RECIPE]}) chosen on "
             "validation (results/recipe_search.csv), each run keeping its epoch of best "
