@@ -214,9 +214,10 @@ def recipe_search(table: pd.DataFrame) -> plt.Figure:
             ax.plot(line.epoch, line.test_paper_protocol, ls=":", color=colors[recipe])
         chosen = rows[rows.chosen]
         ax.plot(chosen.epoch, chosen.validation, "o", ms=11, mfc="none", color="black")
-        ax.set(title=title(task), xlabel="epoch", ylim=(0, None))
+        ax.set(title=title(task), xlabel="epoch")
         ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
-    axes[0, 0].set_ylabel("accuracy (%)")
+    highest = table[["validation", "test_paper_protocol"]].max().max()
+    axes[0, 0].set(ylabel="accuracy (%)", ylim=(0, highest * 1.08))  # shared by every panel
     key = [plt.Line2D([], [], color=c, label=r) for r, c in colors.items()] + [
         plt.Line2D([], [], color="black", label="validation (chooses)"),
         plt.Line2D([], [], color="black", ls=":", label="test: the paper's best-of-epochs reads it"),
