@@ -47,7 +47,8 @@ ABLATIONS = {
         "another choice, the copyable answer, gpt-3.5-turbo's diverse samples (MoT, D=4)",
         tuple({"task": "date_understanding", **cell} for cell in (
             {}, {"consistent_choices": True}, {"answer_format": "copyable"},
-            {"teacher": MOT, "degree": 4}, {"teacher": MOT, "degree": 4, "consistent_choices": True}))),
+            {"teacher": MOT, "degree": 4},
+            {"teacher": MOT, "degree": 4, "consistent_choices": True}))),
 }
 
 

@@ -325,7 +325,8 @@ def cmd_ablation(args: argparse.Namespace) -> None:
 
 def add_ablation_step(steps) -> None:
     a = steps.add_parser("ablation", help="notebook 06's ablations: Fine-tune-CoT cells that "
-                         "differ in one switch; runs missing cells, saves results/<name>_<profile>.csv")
+                         "differ in one switch; runs missing cells, saves "
+                         "results/<name>_<profile>.csv")
     a.add_argument("ablation", nargs="+", help="answer_format, task_vocabulary, date_ablation "
                    "(cotlib.ablations.ABLATIONS)")
     a.add_argument("--profile", default="default", help="smoke | default | full")

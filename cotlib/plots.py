@@ -311,7 +311,8 @@ def switches(row) -> str:
     """What sets an ablation cell apart, in words: its teacher and D, answer format, filter and
     head (a blank teacher is the recorded text-davinci-002)."""
     get = lambda key: None if pd.isna(value := getattr(row, key, None)) else value
-    words = [f"{str(get('teacher') or 'text-davinci-002').split('/')[0]}, D={int(get('degree') or 1)}"]
+    teacher = str(get("teacher") or "text-davinci-002").split("/")[0]
+    words = [f"{teacher}, D={int(get('degree') or 1)}"]
     if get("answer_format"):
         words.append(f"{row.answer_format} answer")
     if get("consistent_choices"):
@@ -325,7 +326,8 @@ def ablation(table: pd.DataFrame) -> plt.Figure:
     """An ablation's cells (`tables.cells_table`), each bar named by its switches, with the
     paper's GPT-3 0.3B Fine-tune-CoT at D=1 as a marker."""
     named = table.assign(switches=[switches(row) for row in table.itertuples()])
-    return cells(named, "switches", paper_markers(named.task, {"GPT-3 0.3B": PAPER_FTC["GPT-3 0.3B, D=1"]}))
+    paper = paper_markers(named.task, {"GPT-3 0.3B": PAPER_FTC["GPT-3 0.3B, D=1"]})
+    return cells(named, "switches", paper)
 
 
 def paper_markers(tasks, rows: dict[str, tuple[str, str, str]]) -> dict[str, list[tuple[str, float]]]:
