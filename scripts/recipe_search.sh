@@ -2,21 +2,23 @@
 # Recipe search on validation (full profile, Fine-tune-CoT, task vocabulary): each recipe of
 # experiments.RECIPES on four tasks, every epoch scored on validation (the best kept) and on
 # test for the paper's protocol only. Rerun to resume (finished or committed cells are reused).
-# Writes results/recipe_search.csv with its predictions after each cell. TASKS and RECIPES
-# (first words of recipe names, e.g. "ours between") pick and order what runs.
+# Writes results/recipe_search.csv (always the four tasks: blank what has not run) with its
+# predictions after each cell. TASKS and RECIPES (first words of recipe names, e.g. "ours
+# between") pick and order what runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-TASKS=${TASKS:-"date_understanding last_letter_concatenation tracking_shuffled_objects multiarith"}
+SEARCH="date_understanding last_letter_concatenation tracking_shuffled_objects multiarith"
+TASKS=${TASKS:-$SEARCH}
 RECIPES=${RECIPES:-"ours paper's between:"}
 $PY -m cotlib restore
 $PY - <<PY
 from cotlib import experiments, results, tables
-profile = experiments.get_profile("full", tasks="$TASKS".split())
+profile = experiments.get_profile("full", tasks="$SEARCH".split())
 names = [n for word in "$RECIPES".split() for n in experiments.RECIPES if n.split()[0] == word]
 if not names:
     raise SystemExit("RECIPES='$RECIPES': no recipe of experiments.RECIPES starts with these words")
-for task in profile.tasks:  # a task's recipes together: the first tasks are complete soonest
+for task in "$TASKS".split():  # a task's recipes together: the first are complete soonest
     for name in names:
         settings = experiments.RECIPES[name]
         print(f"{task}: {name}", flush=True)
