@@ -356,8 +356,8 @@ def main_markdown(results_dir: Path, table: str, seeds: str | None = None) -> st
     wide = read_table(Path(results_dir) / table, [], index_col=0)
     students = {(r.task, r.row): r for r in main_long(results_dir, table).itertuples()
                 if r.row != "Teacher (175B, recorded)"}
-    spread = read_table(Path(results_dir) / seeds, ["task", "seeds", "mean", "spread"],
-                        index_col="task") if seeds else None
+    spread = read_table(Path(results_dir) / seeds, ["task", "seeds", "mean", "spread"]
+                        ).set_index("task") if seeds else None
 
     def value(row: str, task: str) -> str:
         if (r := students.get((task, row))) is not None:
