@@ -12,7 +12,7 @@ import pandas as pd
 
 from . import results
 from .data import CotlibError
-from .experiments import Profile, get_profile, run, with_settings
+from .experiments import Profile, finished, get_profile, run, run_dir, with_settings
 from .tables import cells_table
 
 MOT, ESC = "mot:gpt-3.5-turbo-cot1", "esc:gpt-3.5-turbo"
@@ -74,12 +74,16 @@ def run_ablation(name: str, profile: str = "default", tasks: list[str] | None = 
     if not wanted:
         log(f"{name}: no cell on {', '.join(tasks)}")
         return pd.DataFrame()
+    table = lambda: cells_table(config, list(chosen.cells), choose=chosen.choose)
     for cell in wanted:
         log(f"{name}: {cell}")
+        trained = not finished(run_dir(with_settings(config, cell), cell["task"], "fine_tune_cot"))
         run(with_settings(config, cell), cell["task"], "fine_tune_cot", log=log)
-        made = cells_table(config, list(chosen.cells), choose=chosen.choose)
-        if results_dir is not None:
-            save(name, config, made, results_dir)
+        if trained and results_dir is not None:  # saved as it goes; a loaded cell adds nothing
+            save(name, config, table(), results_dir)
+    made = table()
+    if results_dir is not None:
+        save(name, config, made, results_dir)
     return made
 
 
