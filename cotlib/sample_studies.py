@@ -11,7 +11,7 @@ import hashlib
 import io
 import random
 import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +20,9 @@ from matplotlib import cbook
 from . import sources
 from .audit import intermediate_answer
 from .data import CotlibError
-from .experiments import Profile, finished, read_records, run_dir, teacher_completions, train_indices
+from .experiments import (Profile, finished, read_records, run_dir, teacher_completions,
+                          train_indices, with_settings)
+from .students import TrainConfig
 from .store import write_atomic
 from .tasks import Sample, Task, canonical_gold, extract_number, get_task
 
@@ -40,7 +42,8 @@ class Cell:
     def name(self) -> str:
         teacher = "text-davinci-002" if self.profile.teacher == "recorded" else self.profile.teacher
         copyable = ", copyable" if self.profile.answer_format == "copyable" else ""
-        return f"{teacher}, D={self.profile.degree}{copyable}"
+        steps = f", {self.profile.train.max_steps} steps" if self.profile.train.max_steps else ""
+        return f"{teacher}, D={self.profile.degree}{copyable}{steps}"
 
     def predictions(self) -> list[dict]:
         return read_records(self.path / "predictions.jsonl")
@@ -48,17 +51,18 @@ class Cell:
 
 def finished_cells(profile: Profile, cells: list[dict] = (), log=print) -> list[Cell]:
     """The profile's own Fine-tune-CoT cell of each task, then `cells` (a task and overrides
-    of the profile: teacher, degree, answer_format); cells not run yet are left out, said."""
+    of the profile or its TrainConfig: teacher, degree, answer_format, max_steps, the steps
+    budget of notebook 05); cells not run yet are left out, said."""
     wanted = [{"task": t} for t in profile.tasks] + list(cells)
     found = []
     for cell in wanted:
         settings = {k: v for k, v in cell.items() if k != "task"}
-        unknown = set(settings) - {f.name for f in fields(Profile)}
+        unknown = set(settings) - {f.name for f in fields(Profile) + fields(TrainConfig)}
         if unknown or "task" not in cell:
             raise CotlibError(f"cell {cell}: expected a task and profile settings "
-                              f"(teacher, degree, answer_format ...), not {sorted(unknown)}")
+                              f"(teacher, degree, answer_format, max_steps ...), not {sorted(unknown)}")
         get_task(cell["task"])  # an unknown task: one clear line
-        chosen = replace(profile, **settings)
+        chosen = with_settings(profile, cell)
         path = run_dir(chosen, cell["task"], "fine_tune_cot")
         if finished(path):
             found.append(Cell(cell["task"], chosen, path))

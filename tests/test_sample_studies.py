@@ -100,6 +100,10 @@ def test_a_cell_not_run_is_left_out_with_a_line(runs):
         studies.finished_cells(profile, [{"task": "nope"}])
     with pytest.raises(CotlibError, match=r"not \['D'\]"):
         studies.finished_cells(profile, [{"task": "coin_flip", "D": 4}])
+    said.clear()  # a TrainConfig override (notebook 05's steps budget) is another cell
+    assert studies.finished_cells(profile, [{"task": "coin_flip", "max_steps": 3}], log=said.append) == []
+    assert "not run yet" in said[-1]
+    assert experiments.run_dir(profile, "coin_flip", "fine_tune_cot").name not in said[-1]
 
 
 def test_label_sheet_samples_wrong_answers_and_every_correct_choice(runs):
