@@ -340,9 +340,9 @@ def reason_counts(labels: pd.DataFrame) -> pd.DataFrame:
     """Correct multiple-choice answers per task and run: sound or right for a wrong reason."""
     right = labels[labels.label.isin(REASONS)]
     counts = pd.crosstab([right.task, right.run], pd.Categorical(right.label, REASONS),
-                         dropna=False)
+                         dropna=False)  # both columns even where one is 0
     counts.columns.name = None
-    return counts
+    return counts[counts.sum(axis=1) > 0]  # not the runs of one task under another
 
 
 # --- diversity -----------------------------------------------------------------------------

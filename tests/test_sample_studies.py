@@ -166,5 +166,6 @@ def test_the_committed_labels():
     reasons = studies.reason_counts(labels)
     choice = labels[labels.correct].task.map(lambda t: get_task(t).answer_type)
     assert (choice == "choice").all() and reasons.values.sum() == labels.correct.sum()
+    assert set(reasons.index) == set(zip(labels[labels.correct].task, labels[labels.correct].run))
     note = studies.closing_note(counts, reasons, pd.DataFrame())
     assert f"{int(reasons.wrong_reason.sum())} of the {int(labels.correct.sum())} correct" in note
