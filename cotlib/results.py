@@ -36,6 +36,7 @@ BUILDERS = {f.__name__: f for f in (tables.main_table, tables.cells_table,
                                      tables.source_table, tables.audit_table, tables.recipe_table,
                                      tables.seed_table, studies.diverse_table, studies.teacher_table)}
 STUDIES = ("diverse_table", "teacher_table")  # their cells: the columns naming a run folder
+PARTIAL = ("cells_table", "source_table", *STUDIES)  # read finished cells only: NaN where not
 CELL_COLUMNS = ("cell", "vanilla_cell", "recorded_D1_cell")
 DECIMALS = 2  # every table is committed rounded to this
 
@@ -209,7 +210,7 @@ def save_evidence(path: Path, builder: str, profile: experiments.Profile, index:
         else:
             missing.append(cell)
     recipe = {"table": path.name, "builder": builder, "profile": asdict(profile),
-              "args": args, "index": index, "cells": cells}
+              "args": args, "index": index, "cells": cells, "blank": missing}
     write_atomic(recipe_path(path.parent, path.name),
                  json.dumps(recipe, indent=1, default=list) + "\n")
     return missing
@@ -235,15 +236,22 @@ def committed_tables(results_dir: Path = RESULTS) -> list[str]:
                   for p in (Path(results_dir) / "predictions").glob("*.json"))
 
 
+def blank(recipe: dict) -> set[str]:
+    """The cells a table left blank, not run when it was saved (only a table that reads
+    finished cells, never training, may have them)."""
+    return set(recipe.get("blank", ())) if recipe["builder"] in PARTIAL else set()
+
+
 def lacking(results_dir: Path, table: str) -> list[str]:
-    """The cells of `table` whose predictions are not committed."""
-    return [c for c in read_recipe(results_dir, table)["cells"]
-            if not cell_path(results_dir, c).exists()]
+    """The cells `table` reports whose predictions are not committed."""
+    recipe = read_recipe(results_dir, table)
+    return [c for c in recipe["cells"]
+            if c not in blank(recipe) and not cell_path(results_dir, c).exists()]
 
 
 def rebuild(table: str, results_dir: Path = RESULTS) -> str:
     """The CSV text of a committed table, made again from its committed predictions by the
-    builder that made it; never trains (every cell must be committed)."""
+    builder that made it; never trains (every cell it reports must be committed)."""
     recipe = read_recipe(results_dir, table)
     profile = profile_from(recipe["profile"])
     if table_cells(recipe["builder"], profile, recipe["args"]) != recipe["cells"]:
@@ -253,8 +261,9 @@ def rebuild(table: str, results_dir: Path = RESULTS) -> str:
         raise MissingPredictions(f"{table}: {len(missing)} of {len(recipe['cells'])} cells have "
                                  f"no committed predictions: {', '.join(missing)}")
     with tempfile.TemporaryDirectory() as scratch, runs_in(Path(scratch)):
-        for cell in recipe["cells"]:
-            restore_cell(cell_path(results_dir, cell), Path(scratch))
+        for cell in recipe["cells"]:  # a blank cell stays blank, even if run since
+            if cell not in blank(recipe):
+                restore_cell(cell_path(results_dir, cell), Path(scratch))
         made = build(recipe["builder"], profile, recipe["args"])
     return made.round(DECIMALS).to_csv(index=recipe["index"])
 

@@ -32,8 +32,11 @@ def test_an_ablation_trains_its_missing_cells_saves_as_it_goes_and_reuses_them(r
     ran = table[table.task == "coin_flip"]
     assert ran.task_vocab.tolist() == [False, True] and ran.accuracy.notna().all()
     assert table[table.task != "coin_flip"].accuracy.isna().all()
-    # saved with the predictions of the cells that ran (the others: blank, listed as lacking)
-    assert len(results.lacking(out, "task_vocabulary_smoke.csv")) == 4
+    # saved with the predictions of the cells that ran, the others recorded as blank
+    assert len(results.read_recipe(out, "task_vocabulary_smoke.csv")["blank"]) == 4
+    assert results.lacking(out, "task_vocabulary_smoke.csv") == []
+    assert results.rebuild("task_vocabulary_smoke.csv", out) == \
+        (out / "task_vocabulary_smoke.csv").read_text()
     assert len(list(out.glob("predictions/coin_flip/*.jsonl.gz"))) == 2
     stamps = sorted(p.stat().st_mtime_ns for p in runs.glob("coin_flip/*/metrics.json"))
     assert len(stamps) == 2  # one cell per head

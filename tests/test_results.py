@@ -166,6 +166,17 @@ def test_main_long_carries_intervals_from_predictions_and_the_paper(tmp_path):
         95.27, 99.63)
 
 
+def test_only_a_table_that_reads_finished_cells_may_leave_cells_blank(tmp_path):
+    out = copy_results(tmp_path, "main_default.csv")
+    recipe = results.read_recipe(out, "main_default.csv")
+    cell = recipe["cells"][0]
+    results.cell_path(out, cell).unlink()
+    results.recipe_path(out, "main_default.csv").write_text(json.dumps({**recipe, "blank": [cell]}))
+    assert results.lacking(out, "main_default.csv") == [cell]  # main_table would train it
+    with pytest.raises(results.MissingPredictions, match=cell):
+        results.rebuild("main_default.csv", out)
+
+
 @pytest.mark.parametrize("table", [t for t in results.committed_tables(RESULTS)
                                    if t.startswith("main_")])
 def test_readme_shows_each_main_table_as_committed_with_its_intervals(table):
