@@ -188,9 +188,9 @@ def diverse_reasoning(table: pd.DataFrame) -> plt.Figure:
         top.plot([1], [first.paper_D1], "kx", ms=9, label="paper GPT-3 0.3B, D=1")
         top.plot([rows.D.max()], [first.paper_diverse], "k*", ms=11,
                  label="paper GPT-3 0.3B, diverse (D=8; 64 on MultiArith, SVAMP)")
-        top.set(title=f"{task}\n{first.teacher.split('/')[0]}", ylabel="test accuracy (%)",
+        top.set(title=f"{title(task)}\n{first.teacher.split('/')[0]}", ylabel="test accuracy (%)",
                 ylim=(0, None))
-        bottom.set(xscale="log", xlabel="D (rationales per question)",
+        bottom.set(xscale="log", xlabel="D (rationales per question)", ylim=(0, None),
                    ylabel="training (min)", xticks=sorted(set(rows.D)))
         bottom.xaxis.set_major_formatter(ticker.ScalarFormatter())
         bottom.xaxis.set_minor_locator(ticker.NullLocator())
