@@ -167,18 +167,27 @@ def _interval(ax, x, table: pd.DataFrame, **style) -> None:
     ax.errorbar(x, table.accuracy, yerr=errors, capsize=3, **style)
 
 
+BUDGET_COLORS = {"epochs": "C0", "steps": "C1"}
+
+
 def diverse_reasoning(table: pd.DataFrame) -> plt.Figure:
     """Per task (columns): test accuracy against D with 95 % intervals, one line per budget
-    rule, the vanilla and recorded D=1 students as reference lines (bands: their intervals),
-    the paper's GPT-3 0.3B at D=1 and diverse as markers; below, training minutes per D."""
+    rule (dotted: the share of test rationales that reach the gold answer themselves, where
+    the task has such a step), the vanilla and recorded D=1 students as reference lines
+    (bands: their intervals), the paper's GPT-3 0.3B at D=1 and diverse as markers; below,
+    training minutes per D."""
     tasks = list(dict.fromkeys(table.task))
     fig, axes = plt.subplots(2, len(tasks), figsize=(max(6.0, 4.2 * len(tasks)), 7),
                              squeeze=False, sharex="col", height_ratios=(3, 1.3))
     for (top, bottom), task in zip(axes.T, tasks):
         rows = table[table.task == task]
         for budget, line in rows.groupby("budget", sort=False):
-            _interval(top, line.D, line, marker="o", label=f"ours, fixed {budget}")
-            bottom.plot(line.D, line.train_seconds / 60, marker="o", label=f"fixed {budget}")
+            color = BUDGET_COLORS[budget]
+            _interval(top, line.D, line, marker="o", color=color, label=f"ours, fixed {budget}")
+            if line.rationale_right.notna().any():
+                top.plot(line.D, line.rationale_right, marker="s", mfc="none", ls=":", color=color,
+                         label=f"ours, fixed {budget}: rationale reaches the gold answer")
+            bottom.plot(line.D, line.train_seconds / 60, marker="o", color=color)
         first = rows.iloc[0]
         for name, prefix, color in (("vanilla fine-tuning", "vanilla_", "0.4"),
                                     ("text-davinci-002 D=1 (recorded)", "recorded_D1_", "C3")):
@@ -194,8 +203,9 @@ def diverse_reasoning(table: pd.DataFrame) -> plt.Figure:
                    ylabel="training (min)", xticks=sorted(set(rows.D)))
         bottom.xaxis.set_major_formatter(ticker.ScalarFormatter())
         bottom.xaxis.set_minor_locator(ticker.NullLocator())
-    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncols=2, fontsize=8)
-    fig.tight_layout(rect=(0, 0.13, 1, 1))
+    key = {label: h for ax in axes[0] for h, label in zip(*ax.get_legend_handles_labels())}
+    fig.legend(key.values(), key.keys(), loc="lower center", ncols=2, fontsize=8)
+    fig.tight_layout(rect=(0, 0.15, 1, 1))
     return fig
 
 
@@ -422,8 +432,8 @@ def figure_diverse_reasoning(results_dir: Path, profile: str) -> plt.Figure:
     from .results import read_table  # noqa: PLC0415
     references = [f"{p}{k}" for p in ("vanilla_", "recorded_D1_") for k in ("accuracy", "ci_low", "ci_high")]
     return diverse_reasoning(read_table(Path(results_dir) / f"diverse_reasoning_{profile}.csv", [
-        "task", "teacher", "budget", "D", "accuracy", "ci_low", "ci_high", "train_seconds",
-        *references, "paper_D1", "paper_diverse"]))
+        "task", "teacher", "budget", "D", "accuracy", "ci_low", "ci_high", "rationale_right",
+        "train_seconds", *references, "paper_D1", "paper_diverse"]))
 
 
 def figure_recipe_search(results_dir: Path) -> plt.Figure:

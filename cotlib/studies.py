@@ -9,16 +9,18 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 
 from . import sources
+from .audit import intermediate_counts
 from .curation import report
 from .data import CotlibError, runs_root
-from .experiments import (Profile, finished, run, run_dir, teacher_completions, train_indices,
-                          train_samples)
+from .experiments import (Profile, finished, read_records, run, run_dir, teacher_completions,
+                          train_indices, train_samples)
 from .tables import paper_results
-from .tasks import get_task
+from .tasks import Task, get_task
 
 QWEN_T07 = "run:qwen2.5-coder-1.5b/zs_cot_T0.7_max256_ans32_seed0"
 # (task, teacher source, degrees): sources with several rationales per train question
@@ -96,7 +98,18 @@ def cell_row(profile: Profile, task: str, run_missing: bool = True, log=print) -
             "optimizer_steps": planned_steps(profile, len(curated)),
             "train_seconds": metrics.get("seconds", NAN),
             "validation": metrics.get("validation", {}).get("accuracy", NAN),
-            **scores(metrics), "n": metrics.get("n", NAN)}
+            **scores(metrics), "n": metrics.get("n", NAN),
+            "rationale_right": rationale_right(chosen, where) if metrics else NAN}
+
+
+def rationale_right(task: Task, out: Path) -> float:
+    """% of a finished cell's test rationales that reach the gold answer themselves (Last
+    Letter's letters; a choice's text, whatever letter follows); NaN where a task has no such
+    step."""
+    counts = intermediate_counts(task, read_records(out / "predictions.jsonl"))
+    if "intermediate_right" not in counts:
+        return NAN
+    return 100 * counts["intermediate_right"] / counts["predictions"]
 
 
 def references(profile: Profile, task: str, run_missing: bool = True, log=print) -> dict:
@@ -159,13 +172,16 @@ def diverse_table(profile: Profile, tasks: list[str] | None = None,
 
 def diverse_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per task and budget: the largest D against D=1 of the same source and against the
-    paper's GPT-3 0.3B diverse number (gains in points; NaN where a cell is missing)."""
+    paper's GPT-3 0.3B diverse number (gains in points; NaN where a cell is missing), and how
+    many test rationales reach the gold answer themselves at both."""
     rows = []
     for (task, budget), line in table.groupby(["task", "budget"], sort=False):
         first, last = line.loc[line.D.idxmin()], line.loc[line.D.idxmax()]
         rows.append({"task": task, "teacher": first.teacher, "budget": budget,
                      "D1": first.accuracy, "largest_D": last.D, "at_largest_D": last.accuracy,
                      "gain_over_D1": last.accuracy - first.accuracy,
+                     "rationale_right_D1": first.rationale_right,
+                     "rationale_right_at_largest_D": last.rationale_right,
                      "paper_diverse": last.paper_diverse,
                      "over_paper_diverse": last.accuracy - last.paper_diverse})
     return pd.DataFrame(rows)

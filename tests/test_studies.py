@@ -4,11 +4,12 @@ import math
 import pandas as pd
 import pytest
 
-from cotlib import cli
+from cotlib import cli, results
 from cotlib.data import CotlibError
 from cotlib.experiments import get_profile, run, run_dir
 from cotlib.studies import (QWEN_T07, budgeted, diverse_summary, diverse_table, planned_steps,
-                            rank_correlation, seconds_to_run, teacher_table)
+                            rank_correlation, rationale_right, seconds_to_run, teacher_table)
+from cotlib.tasks import get_task
 
 QUIET = {"log": lambda message: None}
 
@@ -65,6 +66,14 @@ def test_read_only_tables_count_the_real_training_sets_and_train_nothing(runs):
     assert not runs.exists()
 
 
+def test_rationale_right_reads_what_each_test_rationale_concludes(runs):
+    cell = "date_understanding/fine_tune_cot-c5a4b6f4"  # gpt-3.5-turbo D=8, full profile
+    results.restore_cell(results.cell_path(results.RESULTS, cell), runs)
+    # 70 of 111 rationales end on the gold choice's date; 14 letters after --> are right
+    assert round(rationale_right(get_task("date_understanding"), runs / cell), 2) == 63.06
+    assert math.isnan(rationale_right(get_task("multiarith"), runs / cell))  # no such step
+
+
 def test_plans_refuse_tasks_they_do_not_cover():
     with pytest.raises(CotlibError, match="coin_flip not in the study's plan"):
         diverse_table(get_profile("smoke"), ["coin_flip"], run_missing=False, **QUIET)
@@ -87,9 +96,10 @@ def test_rank_correlation_is_spearman_per_task():
 def test_diverse_summary_compares_the_largest_d_with_d1_and_the_paper():
     table = pd.DataFrame({"task": ["svamp"] * 3, "teacher": ["mcc-kd:gpt-3.5-turbo"] * 3,
                           "budget": ["epochs"] * 3, "D": [1, 2, 8], "accuracy": [11.0, 12.0, 13.5],
-                          "paper_diverse": [14.33] * 3})
+                          "rationale_right": [20.0, 30.0, 40.0], "paper_diverse": [14.33] * 3})
     row = diverse_summary(table).iloc[0]
     assert (row.largest_D, row.gain_over_D1) == (8, 2.5)
+    assert (row.rationale_right_D1, row.rationale_right_at_largest_D) == (20.0, 40.0)
     assert row.over_paper_diverse == pytest.approx(-0.83)
 
 
