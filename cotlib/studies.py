@@ -223,21 +223,26 @@ def rank_correlation(table: pd.DataFrame) -> pd.DataFrame:
 # --- cost of the cells still to run ---------------------------------------------------------
 
 def finished_cells(task: str) -> list[dict]:
-    """Metrics of the finished Fine-tune-CoT cells of a task under the runs folder."""
-    return [json.loads(p.read_text()) for p in
-            sorted((runs_root() / task).glob("fine_tune_cot-*/metrics.json"))]
+    """Metrics of the finished Fine-tune-CoT cells of a task under the runs folder, oldest
+    first."""
+    done = sorted((runs_root() / task).glob("fine_tune_cot-*/metrics.json"),
+                  key=lambda p: p.stat().st_mtime)
+    return [json.loads(p.read_text()) for p in done]
+
+
+RECENT = 3  # the newest finished cells time the ones to run (an older machine's do not)
 
 
 def seconds_to_run(table: pd.DataFrame) -> pd.Series:
     """Estimated training plus evaluation seconds of each row's cell still to run (0 when it
-    is finished): its optimizer steps at the seconds per step of the task's finished cells
-    (same teacher source if one is finished, else any; same batch size assumed), plus their
-    mean evaluation time. NaN: the task has no finished cell."""
+    is finished): its optimizer steps at the seconds per step of the task's RECENT newest
+    finished cells (this machine; same teacher source if one is finished, else any; same
+    batch size assumed), plus their mean evaluation time. NaN: the task has no finished cell."""
     def one(row) -> float:
         if not math.isnan(row.accuracy):
             return 0.0
         done = finished_cells(row.task)
-        alike = [m for m in done if m.get("teacher", "recorded") == row.teacher] or done
+        alike = ([m for m in done if m.get("teacher", "recorded") == row.teacher] or done)[-RECENT:]
         if not alike:
             return NAN
         per_step = sum(m["seconds"] / m["total_steps"] for m in alike) / len(alike)

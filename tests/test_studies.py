@@ -1,5 +1,6 @@
 import json
 import math
+import os
 
 import pandas as pd
 import pytest
@@ -113,6 +114,13 @@ def test_seconds_to_run_scale_the_finished_cells_of_the_task(runs):
                           "accuracy": [float("nan"), 12.0, float("nan")]})
     assert seconds_to_run(table).tolist()[:2] == [200 * 7.0 + 120.0, 0.0]
     assert math.isnan(seconds_to_run(table).iloc[2])
+    for n in range(1, 4):  # newer cells, twice as fast: the older one no longer counts
+        newer = runs / f"svamp/fine_tune_cot-0000000{n}/metrics.json"
+        newer.parent.mkdir()
+        newer.write_text(json.dumps({"teacher": "mcc-kd:gpt-3.5-turbo", "seconds": 350.0,
+                                     "total_steps": 100, "eval_seconds": 60.0}))
+        os.utime(newer, (2e9 + n, 2e9 + n))
+    assert seconds_to_run(table).iloc[0] == 200 * 3.5 + 60.0
 
 
 def test_study_plan_on_the_command_line_trains_nothing(runs, capsys):
