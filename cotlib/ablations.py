@@ -77,8 +77,9 @@ def run_ablation(name: str, profile: str = "default", tasks: list[str] | None = 
     table = lambda: cells_table(config, list(chosen.cells), choose=chosen.choose)
     for cell in wanted:
         log(f"{name}: {cell}")
-        trained = not finished(run_dir(with_settings(config, cell), cell["task"], "fine_tune_cot"))
-        run(with_settings(config, cell), cell["task"], "fine_tune_cot", log=log)
+        settings = with_settings(config, cell)
+        trained = not finished(run_dir(settings, cell["task"], "fine_tune_cot"))
+        run(settings, cell["task"], "fine_tune_cot", log=log)
         if trained and results_dir is not None:  # saved as it goes; a loaded cell adds nothing
             save(name, config, table(), results_dir)
     made = table()

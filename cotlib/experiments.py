@@ -374,7 +374,11 @@ def recipe_profile(profile: Profile, settings: dict) -> Profile:
 
 
 def with_settings(profile: Profile, cell: dict) -> Profile:
-    """`profile` with a cell's overrides: Profile fields, or TrainConfig fields (task_vocab ...)."""
+    """`profile` with a cell's overrides: Profile fields, or TrainConfig fields (task_vocab ...);
+    its "task" is not one. Any other key is one error naming the cell."""
     train = {k: v for k, v in cell.items() if k in TrainConfig.__dataclass_fields__}
     rest = {k: v for k, v in cell.items() if k != "task" and k not in train}
+    if unknown := sorted(set(rest) - set(Profile.__dataclass_fields__)):
+        raise CotlibError(f"cell {cell}: expected profile settings (teacher, degree, "
+                          f"answer_format, max_steps ...), not {unknown}")
     return replace(profile, train=replace(profile.train, **train), **rest)

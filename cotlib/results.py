@@ -245,8 +245,8 @@ def blank(recipe: dict) -> set[str]:
 def lacking(results_dir: Path, table: str) -> list[str]:
     """The cells `table` reports whose predictions are not committed."""
     recipe = read_recipe(results_dir, table)
-    return [c for c in recipe["cells"]
-            if c not in blank(recipe) and not cell_path(results_dir, c).exists()]
+    left = blank(recipe)
+    return [c for c in recipe["cells"] if c not in left and not cell_path(results_dir, c).exists()]
 
 
 def rebuild(table: str, results_dir: Path = RESULTS) -> str:
@@ -261,9 +261,9 @@ def rebuild(table: str, results_dir: Path = RESULTS) -> str:
         raise MissingPredictions(f"{table}: {len(missing)} of {len(recipe['cells'])} cells have "
                                  f"no committed predictions: {', '.join(missing)}")
     with tempfile.TemporaryDirectory() as scratch, runs_in(Path(scratch)):
-        for cell in recipe["cells"]:  # a blank cell stays blank, even if run since
-            if cell not in blank(recipe):
-                restore_cell(cell_path(results_dir, cell), Path(scratch))
+        left = blank(recipe)  # a blank cell stays blank, even if run since
+        for cell in (c for c in recipe["cells"] if c not in left):
+            restore_cell(cell_path(results_dir, cell), Path(scratch))
         made = build(recipe["builder"], profile, recipe["args"])
     return made.round(DECIMALS).to_csv(index=recipe["index"])
 
