@@ -289,7 +289,7 @@ def cmd_study(args: argparse.Namespace) -> None:
               f"{cells.seconds_to_run.isna().sum()} cell(s) of tasks with no finished cell")
     ranks = studies.rank_correlation(table) if args.study == "teachers" else []
     if len(ranks):
-        print(ranks.round(2).to_string(index=False, na_rep="-"))
+        print(ranks.round({"spearman": 2, "p_value": 4}).to_string(index=False, na_rep="-"))
 
 
 def add_study_step(steps) -> None:

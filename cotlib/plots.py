@@ -244,7 +244,7 @@ def teacher_study(table: pd.DataFrame, correlation: pd.DataFrame) -> plt.Figure:
     Spearman's rho in the title."""
     tasks = list(dict.fromkeys(table.task))
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 4.2), squeeze=False)
-    rho = correlation.set_index("task").spearman
+    ranks = correlation.set_index("task")
     for ax, task in zip(axes[0], tasks):
         rows = table[table.task == task]
         for paper, group in rows.groupby("paper_teacher"):
@@ -256,7 +256,8 @@ def teacher_study(table: pd.DataFrame, correlation: pd.DataFrame) -> plt.Figure:
             name = row.teacher.removeprefix("faithful-cot:").split("/")[0]
             ax.annotate(name, (row.teacher_train_accuracy, row.accuracy), fontsize=6,
                         xytext=(3, 3), textcoords="offset points")
-        ax.set(title=f"{task}  (Spearman rho = {rho.get(task, float('nan')):.2f})",
+        rho, p = ranks.reindex([task]).iloc[0][["spearman", "p_value"]]
+        ax.set(title=f"{task}  (Spearman rho = {rho:.2f}, p = {p:.3f})",
                xlabel="teacher accuracy on our train split (%)",
                ylabel="student test accuracy, D=1 (%)")
     axes[0, 0].legend(fontsize=7)

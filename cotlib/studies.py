@@ -11,6 +11,7 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import sources
@@ -209,15 +210,24 @@ def teacher_table(profile: Profile, tasks: list[str] | None = None,
     return pd.DataFrame(rows)
 
 
-def rank_correlation(table: pd.DataFrame) -> pd.DataFrame:
+def rank_correlation(table: pd.DataFrame, permutations: int = 100_000) -> pd.DataFrame:
     """Per task: Spearman's rank correlation of teacher train accuracy and student test
-    accuracy over the finished cells (average ranks for ties; NaN below 3 teachers)."""
+    accuracy over the finished cells (average ranks for ties; NaN below 3 teachers), and its
+    two-sided p-value under random pairing (seeded permutations, (k + 1) / (n + 1))."""
     rows = []
     for task, group in table.dropna(subset=["accuracy"]).groupby("task", sort=False):
-        rho = (group.teacher_train_accuracy.rank().corr(group.accuracy.rank())
-               if len(group) > 2 else NAN)
-        rows.append({"task": task, "teachers": len(group), "spearman": rho})
-    return pd.DataFrame(rows, columns=["task", "teachers", "spearman"])
+        rho = p_value = NAN
+        if len(group) > 2:
+            x = group.teacher_train_accuracy.rank().to_numpy()
+            y = group.accuracy.rank().to_numpy()
+            rho = float(np.corrcoef(x, y)[0, 1])
+            shuffled = np.random.default_rng(0).permuted(np.tile(y, (permutations, 1)), axis=1)
+            centred = x - x.mean()  # a permutation keeps y's mean and spread
+            null = (shuffled - y.mean()) @ centred / (len(x) * x.std() * y.std())
+            p_value = (np.sum(np.abs(null) >= abs(rho) - 1e-9) + 1) / (permutations + 1)
+        rows.append({"task": task, "teachers": len(group), "spearman": rho,
+                     "p_value": p_value})
+    return pd.DataFrame(rows, columns=["task", "teachers", "spearman", "p_value"])
 
 
 # --- cost of the cells still to run ---------------------------------------------------------

@@ -92,6 +92,9 @@ def test_rank_correlation_is_spearman_per_task():
     assert ranks.spearman["a"] == pytest.approx(1 - 6 * 2 / (4 * 15))  # d = 0, 1, -1, 0
     assert ranks.spearman["b"] == pytest.approx(-0.866, abs=1e-3)  # tie: average ranks
     assert math.isnan(ranks.spearman["c"])
+    # exact: 8 of the 24 pairings of 4 ranks have |rho| >= 0.8 (sum of d^2 <= 2 or >= 18)
+    assert ranks.p_value["a"] == pytest.approx(8 / 24, abs=0.01)
+    assert math.isnan(ranks.p_value["c"])
 
 
 def test_diverse_summary_compares_the_largest_d_with_d1_and_the_paper():
