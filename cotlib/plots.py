@@ -312,9 +312,18 @@ def cells(table: pd.DataFrame, label: str, paper: dict[str, list[tuple[str, floa
         ax.plot(xs, list(range(len(table)))[::-1], **{**PAPER, "marker": marker},
                 label=f"paper: {name}")
     ax.set(xlabel="test accuracy (%) of the Fine-tune-CoT student, 95 % interval")
-    if names:
-        fig.legend(loc="lower center", ncols=len(names), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.08 if names else 0, 1, 1))
+    return bottom_legend(fig)
+
+
+def bottom_legend(fig: plt.Figure) -> plt.Figure:
+    """The first panel's labelled markers as one legend under the figure (redrawn if called
+    again after more markers)."""
+    for old in fig.legends:
+        old.remove()
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncols=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.04 * -(-len(handles) // 2), 1, 1))
     return fig
 
 
@@ -333,12 +342,23 @@ def switches(row) -> str:
     return ", ".join(words)
 
 
+READINGS = {"intermediate_right": ("o", "its rationale reaches the gold answer"),
+            "answer_text_right": ("s", "its answer's text is the gold choice (any letter)")}
+
+
 def ablation(table: pd.DataFrame) -> plt.Figure:
     """An ablation's cells (`tables.cells_table`), each bar named by its switches, with the
-    paper's GPT-3 0.3B Fine-tune-CoT at D=1 as a marker."""
+    paper's GPT-3 0.3B Fine-tune-CoT at D=1 as a marker and, where the audit counted them, the
+    share of test answers whose rationale or answer text is right (`READINGS`), hollow."""
     named = table.assign(switches=[switches(row) for row in table.itertuples()])
     paper = paper_markers(named.task, {"GPT-3 0.3B": PAPER_FTC["GPT-3 0.3B, D=1"]})
-    return cells(named, "switches", paper)
+    fig = cells(named, "switches", paper)
+    y = list(range(len(named)))[::-1]
+    for column, (marker, label) in READINGS.items():
+        if column in named and named[column].notna().any():
+            fig.axes[0].plot(100 * named[column] / named.n, y, marker=marker, mfc="none",
+                             color="C1", linestyle="none", label=f"student: {label}")
+    return bottom_legend(fig)
 
 
 def paper_markers(tasks, rows: dict[str, tuple[str, str, str]]) -> dict[str, list[tuple[str, float]]]:
