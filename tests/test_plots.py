@@ -79,3 +79,17 @@ def test_unknown_figure_and_missing_column_are_one_line(tmp_path):
     with pytest.raises(CotlibError, match=r"answer_format_default.csv: missing column\(s\) ci_high"):
         plots.make_figures(results, tmp_path / "figures", ["answer_format_default"])
     assert not (tmp_path / "figures").exists()
+
+
+def test_ablation_marks_the_share_of_rationales_and_answer_texts_that_reach_gold():
+    figure = plots.FIGURES["date_ablation_full"].draw(PROJECT / "results")
+    marks = {line.get_label(): line.get_xdata() for line in figure.axes[0].lines
+             if line.get_label().startswith("student: ")}
+    rationale = marks["student: " + plots.READINGS["intermediate_right"][1]]
+    text = marks["student: " + plots.READINGS["answer_text_right"][1]]
+    # results/date_ablation_full.csv: the recorded D=1 cell's rationales reach the gold date in
+    # 27 of 111; only the copyable cell (third) writes an answer text, gold in 67 of 111
+    assert rationale[0] == pytest.approx(100 * 27 / 111)
+    assert text[2] == pytest.approx(100 * 67 / 111)
+    assert [x != x for x in text] == [True, True, False, True, True]  # NaN: no answer text
+    assert len(figure.legends) == 1
