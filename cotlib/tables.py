@@ -94,6 +94,33 @@ def main_table(profile: Profile, methods: tuple[str, ...] | None = None, log=pri
     return pd.DataFrame(rows).T[list(profile.tasks)]
 
 
+TARGETS = {  # issue 18's targets for the honest Fine-tune-CoT number: (column, what it is)
+    "vs_gpt3_0.3B": "the paper's GPT-3 0.3B Fine-tune-CoT (aim: >= 0 on 6 of 9 tasks)",
+    "vs_gpt2_355M": "the paper's GPT-2 355M Fine-tune-CoT (aim: >= 0 on 7 of 9)",
+    "vs_random": "random guessing (aim: >= 0 everywhere, Fine-tune too)",
+    "vs_fine_tune": "answer-only fine-tuning, same student (the paper: > 0 on MultiArith, "
+                    "Date, Shuffled Objects, Last Letter)"}
+
+
+def targets(main: pd.DataFrame) -> pd.DataFrame:
+    """Per task of a main table (`main_table`, or a saved main_<profile>.csv): the Fine-tune-CoT
+    accuracy with its interval and its gap (points; >= 0: met) to each of `TARGETS`, and
+    answer-only fine-tuning's gap to random."""
+    paper = paper_results()
+    ours, random = main.loc[ROW_NAMES["fine_tune_cot"]], main.loc["Random"]
+    fine_tune = main.loc[ROW_NAMES["vanilla"]]
+    gaps = {"vs_gpt3_0.3B": paper.loc[("GPT-3", "Fine-tune-CoT", "0.3B")],
+            "vs_gpt2_355M": paper.loc[("GPT-2", "Fine-tune-CoT", "355M")],
+            "vs_random": random, "vs_fine_tune": fine_tune}
+    table = pd.DataFrame({"fine_tune_cot": ours,
+                          "ci_low": main.loc[f"{ROW_NAMES['fine_tune_cot']} {LOW}"],
+                          "ci_high": main.loc[f"{ROW_NAMES['fine_tune_cot']} {HIGH}"],
+                          **{k: ours - v.reindex(main.columns) for k, v in gaps.items()},
+                          "fine_tune_vs_random": fine_tune - random})
+    table.index.name = "task"
+    return table.astype(float)
+
+
 def audit_table(profile: Profile, methods: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Per task and method: `audit` counts over the finished cell's test predictions, and for
     the trained methods over the completions they learned from. Never trains; a cell not

@@ -187,3 +187,21 @@ def test_readme_shows_each_main_table_as_committed_with_its_intervals(table):
     student = next(line for line in shown.splitlines() if line.startswith("| Fine-tune-CoT |"))
     assert all("(" in value or value.strip() == "–" for value in student.split("|")[2:-1])
     assert shown in (PROJECT / "README.md").read_text()
+
+
+def test_targets_are_the_fine_tune_cot_gaps_to_the_papers_rows_random_and_fine_tune():
+    from cotlib import tables
+    main = results.read_table(PROJECT / "results/main_full.csv", [], index_col=0)
+    goals = tables.targets(main)
+    paper = tables.paper_results()
+    for task in main.columns:
+        ours = main.loc["Fine-tune-CoT", task]
+        assert goals.loc[task, "vs_gpt3_0.3B"] == pytest.approx(
+            ours - paper.loc[("GPT-3", "Fine-tune-CoT", "0.3B"), task])
+        assert goals.loc[task, "vs_random"] == pytest.approx(ours - main.loc["Random", task])
+        assert goals.loc[task, "fine_tune_vs_random"] == pytest.approx(
+            main.loc["Fine-tune", task] - main.loc["Random", task])
+    # Date: 25.23 for GPT-2 355M in the paper; our student's answer-only row is far above it
+    date = goals.loc["date_understanding"]
+    assert date.vs_gpt2_355M == pytest.approx(main.loc["Fine-tune-CoT", "date_understanding"] - 25.23)
+    assert date.vs_fine_tune < 0 and date.ci_low <= date.fine_tune_cot <= date.ci_high
