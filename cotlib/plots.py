@@ -241,7 +241,7 @@ def recipe_search(table: pd.DataFrame) -> plt.Figure:
 def teacher_study(table: pd.DataFrame, correlation: pd.DataFrame) -> plt.Figure:
     """Per task: each teacher's accuracy on our train split (x) against its D=1 student's test
     accuracy with its 95 % interval (y); the paper's teacher (recorded text-davinci-002) a star;
-    Spearman's rho in the title."""
+    Spearman's rho and its permutation p-value in the title."""
     tasks = list(dict.fromkeys(table.task))
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 4.2), squeeze=False)
     ranks = correlation.set_index("task")

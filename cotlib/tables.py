@@ -94,7 +94,7 @@ def main_table(profile: Profile, methods: tuple[str, ...] | None = None, log=pri
     return pd.DataFrame(rows).T[list(profile.tasks)]
 
 
-TARGETS = {  # issue 18's targets for the honest Fine-tune-CoT number: (column, what it is)
+TARGETS = {  # what the honest Fine-tune-CoT number is held to: gap column, reference
     "vs_gpt3_0.3B": "the paper's GPT-3 0.3B Fine-tune-CoT (aim: >= 0 on 6 of 9 tasks)",
     "vs_gpt2_355M": "the paper's GPT-2 355M Fine-tune-CoT (aim: >= 0 on 7 of 9)",
     "vs_random": "random guessing (aim: >= 0 everywhere, Fine-tune too)",
