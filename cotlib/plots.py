@@ -256,8 +256,9 @@ def teacher_study(table: pd.DataFrame, correlation: pd.DataFrame) -> plt.Figure:
             name = row.teacher.removeprefix("faithful-cot:").split("/")[0]
             ax.annotate(name, (row.teacher_train_accuracy, row.accuracy), fontsize=6,
                         xytext=(3, 3), textcoords="offset points")
-        rho, p = ranks.reindex([task]).iloc[0][["spearman", "p_value"]]
-        ax.set(title=f"{task}  (Spearman rho = {rho:.2f}, p = {p:.3f})",
+        rho, p, n = ranks.reindex([task]).iloc[0][["spearman", "p_value", "teachers"]]
+        ax.set(title=f"{title(task)}\n" + (f"Spearman rho = {rho:.2f} (p = {p:.2f}, {n:.0f} teachers)"
+                                           if rho == rho else "fewer than 3 students finished"),
                xlabel="teacher accuracy on our train split (%)",
                ylabel="student test accuracy, D=1 (%)")
     axes[0, 0].legend(fontsize=7)
