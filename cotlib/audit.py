@@ -14,6 +14,15 @@ from .format import ANSWER_SEP, COMPLETION_END, read_answer, split_completion
 from .tasks import Sample, Task, only_letters
 
 LAST_LETTER = re.compile(r"last letter of [\"']?(.+?)[\"']? is [\"']?([^\W\d_])[\"']?", re.I)
+# an arithmetic step written out with its result: "32 + 42 = 74", "3 x 4 - 2 = 10"
+EQUATION = re.compile(r"\d[\d,.]*(?:\s*[-+*/x×÷]\s*\d[\d,.]*)+\s*=\s*\$?\d")
+
+
+def written_equations(rationales: list[str]) -> float:
+    """% of rationales that write at least one arithmetic step with its result (NaN: none)."""
+    if not rationales:
+        return float("nan")
+    return 100 * sum(bool(EQUATION.search(r)) for r in rationales) / len(rationales)
 
 # (new-token cap, stop string) of each generation `evaluation.evaluate` makes per method
 # (None: the profile's max_new_tokens); Zero-shot-CoT generates its rationale, then its answer.

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from . import sources
-from .audit import intermediate_counts
+from .audit import intermediate_counts, written_equations
 from .curation import report
 from .data import CotlibError, runs_root
 from .experiments import (Profile, finished, read_records, run, run_dir, teacher_completions,
@@ -193,32 +193,47 @@ def teacher_table(profile: Profile, tasks: list[str] | None = None,
                   run_missing: bool = True, log=print) -> pd.DataFrame:
     """The teacher study: per task, each source of the plan (or only `teachers`) with its
     accuracy on our train split (all its train-part completions, D=1) beside its D=1 student;
-    `paper_teacher` marks the recorded text-davinci-002."""
+    `paper_teacher` marks the recorded text-davinci-002. Arithmetic tasks add how often the
+    teacher's right rationales and the student's test rationales write out a step (`equations`)."""
     rows = []
     for task in chosen_tasks(list(plan), tasks):
         for teacher in (t for t in plan[task] if not teachers or t in teachers):
             source = sources.get_source(teacher)
             train = sources.completions(source, get_task(task), "train", 1)
             log(f"{task}: {teacher} D=1")
-            rows.append({"task": task, "teacher": teacher, "model": source.teacher,
-                         "style": source.style, "T": source.temperature,
-                         "paper_teacher": teacher == "recorded",
-                         "teacher_train_accuracy": sources.accuracy(train),
-                         "teacher_train_questions": len({c.sample_index for c in train}),
-                         **cell_row(replace(profile, teacher=teacher, degree=1), task,
-                                    run_missing, log)})
+            chosen = replace(profile, teacher=teacher, degree=1)
+            row = {"task": task, "teacher": teacher, "model": source.teacher,
+                   "style": source.style, "T": source.temperature,
+                   "paper_teacher": teacher == "recorded",
+                   "teacher_train_accuracy": sources.accuracy(train),
+                   "teacher_train_questions": len({c.sample_index for c in train}),
+                   **cell_row(chosen, task, run_missing, log)}
+            if get_task(task).answer_type == "number":
+                row.update(equations(train, run_dir(chosen, task, "fine_tune_cot")))
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
-def rank_correlation(table: pd.DataFrame, permutations: int = 100_000) -> pd.DataFrame:
-    """Per task: Spearman's rank correlation of teacher train accuracy and student test
-    accuracy over the finished cells (average ranks for ties; NaN below 3 teachers), and its
-    two-sided p-value under random pairing (seeded permutations, (k + 1) / (n + 1))."""
+def equations(train: list, out: Path) -> dict:
+    """% of a teacher's right train rationales, and of the test rationales of its student (run
+    folder `out`, NaN if not finished), that write an arithmetic step with its result."""
+    student = [p["rationale"] for p in read_records(out / "predictions.jsonl")] \
+        if finished(out) else []
+    return {"teacher_equations": written_equations([c.rationale for c in train if c.correct]),
+            "student_equations": written_equations(student)}
+
+
+def rank_correlation(table: pd.DataFrame, of: str = "teacher_train_accuracy",
+                     permutations: int = 100_000) -> pd.DataFrame:
+    """Per task: Spearman's rank correlation of a teacher column (`of`: its train accuracy, or
+    e.g. teacher_equations) and student test accuracy over the finished cells (average ranks
+    for ties; NaN below 3 teachers), and its two-sided p-value under random pairing (seeded
+    permutations, (k + 1) / (n + 1))."""
     rows = []
-    for task, group in table.dropna(subset=["accuracy"]).groupby("task", sort=False):
+    for task, group in table.dropna(subset=["accuracy", of]).groupby("task", sort=False):
         rho = p_value = NAN
         if len(group) > 2:
-            x = group.teacher_train_accuracy.rank().to_numpy()
+            x = group[of].rank().to_numpy()
             y = group.accuracy.rank().to_numpy()
             rho = float(np.corrcoef(x, y)[0, 1])
             shuffled = np.random.default_rng(0).permuted(np.tile(y, (permutations, 1)), axis=1)

@@ -1,7 +1,8 @@
 import re
 
-from cotlib import evaluation, results
-from cotlib.audit import GENERATION, candidates, prediction_audit, training_audit, valid_answer
+from cotlib import evaluation, results, sources
+from cotlib.audit import (GENERATION, candidates, prediction_audit, training_audit, valid_answer,
+                          written_equations)
 from cotlib.experiments import EVAL_METHOD, get_profile, run_dir, train_samples
 from cotlib.tables import audit_table, main_table
 from cotlib.tasks import get_task
@@ -128,3 +129,19 @@ def test_audit_table_reads_finished_cells_and_lists_missing_ones(tmp_path, monke
     assert set(trained.index.get_level_values("method")) == {"fine_tune_cot", "vanilla"}
     cell = run_dir(profile, "coin_flip", "vanilla")
     assert tested.loc[("coin_flip", "vanilla"), "cell"] == f"coin_flip/{cell.name}"
+
+
+def test_written_equations_counts_rationales_that_write_a_step_with_its_result():
+    assert written_equations(["they had 32 + 42 = 74 pieces", "a total of 9 apples",
+                              "3 x 4 - 2 = 10 left", "on 11/12/2019 = x", "so 5 = 5"]) == 40.0
+    assert written_equations([]) != written_equations([])  # NaN: nothing to count
+
+
+def test_the_recorded_teacher_writes_out_far_fewer_multiarith_steps_than_few_shot_cot():
+    task = get_task("multiarith")
+    right = {spec: [c.rationale for c in sources.completions(sources.get_source(spec), task,
+                                                             "train", 1) if c.correct]
+             for spec in ("recorded", "faithful-cot:text-davinci-002")}
+    # same model; Zero-shot-CoT often states a sum without the operation ("a total of 36")
+    assert written_equations(right["recorded"]) < 40 < 90 < written_equations(
+        right["faithful-cot:text-davinci-002"])
