@@ -129,6 +129,7 @@ def prediction_audit(task: Task, method: str, predictions: list[dict], max_new_t
                                   for p in predictions),
             "names_other_choice": other_choices(task, [(p["sample_index"], p["rationale"],
                                                          p["predicted"]) for p in predictions]),
+            "writes_steps": writes_steps(task, [p["rationale"] for p in predictions]),
             **distribution(task, [p["predicted"] for p in predictions], "predicted"),
             **distribution(task, [p["answer"] for p in predictions], "gold")}
 
@@ -149,8 +150,18 @@ def training_audit(task: Task, method: str, curated: list[FinetuneSample], max_n
             "names_other_choice": other_choices(task, [(s.sample_index, r, a) for s, (r, _), a
                                                        in zip(curated, read, answers)])
             if method == "fine_tune_cot" else None,
+            "writes_steps": writes_steps(task, [r for r, _ in read])
+            if method == "fine_tune_cot" else None,
             **distribution(task, answers, "predicted"),
             **distribution(task, [samples[s.sample_index].answer for s in curated], "gold")}
+
+
+def writes_steps(task: Task, rationales: list[str]) -> int | None:
+    """How many rationales write an arithmetic step with its result (None: not an arithmetic
+    task). The recorded teacher often states a total without the sum that gives it."""
+    if task.answer_type != "number":
+        return None
+    return sum(bool(EQUATION.search(r)) for r in rationales)
 
 
 def other_choices(task: Task, read: list[tuple[int, str, str]]) -> int | None:

@@ -145,3 +145,13 @@ def test_the_recorded_teacher_writes_out_far_fewer_multiarith_steps_than_few_sho
     # same model; Zero-shot-CoT often states a sum without the operation ("a total of 36")
     assert written_equations(right["recorded"]) < 40 < 90 < written_equations(
         right["faithful-cot:text-davinci-002"])
+
+
+def test_the_audit_counts_written_steps_on_arithmetic_tasks_only():
+    profile = get_profile("default")
+    arith = training_audit(get_task("multiarith"), "fine_tune_cot",
+                           train_samples(profile, get_task("multiarith"), "fine_tune_cot"), 160, len)
+    # the recorded teacher's curated MultiArith rationales: about a third write out a step
+    assert 0.2 * arith["n"] < arith["writes_steps"] < 0.45 * arith["n"]
+    assert training_audit(COIN, "fine_tune_cot", train_samples(profile, COIN, "fine_tune_cot"),
+                          160, len)["writes_steps"] is None
