@@ -238,33 +238,38 @@ def recipe_search(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def teacher_study(table: pd.DataFrame, correlation: pd.DataFrame) -> plt.Figure:
-    """Per task: each teacher's accuracy on our train split (x) against its D=1 student's test
-    accuracy with its 95 % interval (y); the paper's teacher (recorded text-davinci-002) a star;
-    Spearman's rho and its permutation p-value in the title."""
-    tasks = list(dict.fromkeys(table.task))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 4.2), squeeze=False)
-    ranks = correlation.set_index("task")
-    for ax, task in zip(axes[0], tasks):
+TEACHER_AXES = {"teacher_train_accuracy": "teacher accuracy on our train split (%)",
+                "teacher_equations": "teacher's right rationales that write out a step (%)"}
+
+
+def teacher_study(table: pd.DataFrame, ranks: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Per task and teacher column of `TEACHER_AXES` the table has (written steps: arithmetic
+    tasks only), one panel: that column (x) against each teacher's D=1 student's test accuracy
+    with its 95 % interval (y); the paper's teacher (recorded text-davinci-002) a star;
+    Spearman's rho over `ranks[column]` (`studies.rank_correlation`) and its p-value on top."""
+    panels = [(task, x) for x in TEACHER_AXES if x in table for task in dict.fromkeys(table.task)
+              if table.loc[table.task == task, x].notna().any()]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4.2), squeeze=False)
+    for ax, (task, x) in zip(axes[0], panels):
         rows = table[table.task == task]
         for paper, group in rows.groupby("paper_teacher"):
-            _interval(ax, group.teacher_train_accuracy, group, ls="none",
+            _interval(ax, group[x], group, ls="none",
                       marker="*" if paper else "o", ms=12 if paper else 6,
                       color="C3" if paper else "C0",
                       label="text-davinci-002 (recorded, the paper's)" if paper else "other")
         for row in rows.itertuples():
             name = row.teacher.removeprefix("faithful-cot:").split("/")[0]
-            ax.annotate(name, (row.teacher_train_accuracy, row.accuracy), fontsize=6,
+            ax.annotate(name, (getattr(row, x), row.accuracy), fontsize=6,
                         xytext=(3, 3), textcoords="offset points")
-        rho, p, n = ranks.reindex([task]).iloc[0][["spearman", "p_value", "teachers"]]
-        ax.set(title=f"{title(task)}\n" + (f"Spearman rho = {rho:.2f} (p = {p:.2f}, {n:.0f} teachers)"
+        rho, p, n = ranks[x].set_index("task").reindex([task]).iloc[0][
+            ["spearman", "p_value", "teachers"]]
+        p = f"p = {p:.3f}" if p >= 0.001 else "p < 0.001"
+        ax.set(title=f"{title(task)}\n" + (f"Spearman rho = {rho:.2f} ({p}, {n:.0f} teachers)"
                                            if rho == rho else "fewer than 3 students finished"),
-               xlabel="teacher accuracy on our train split (%)",
-               ylabel="student test accuracy, D=1 (%)")
+               xlabel=TEACHER_AXES[x], ylabel="student test accuracy, D=1 (%)")
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     return fig
-
 
 
 def teacher_accuracy(table: pd.DataFrame, name: str) -> plt.Figure:
@@ -469,7 +474,7 @@ def figure_teacher_study(results_dir: Path, profile: str) -> plt.Figure:
     from .studies import rank_correlation  # noqa: PLC0415
     table = read_table(Path(results_dir) / f"teacher_study_{profile}.csv", [
         "task", "teacher", "paper_teacher", "teacher_train_accuracy", "accuracy", "ci_low", "ci_high"])
-    return teacher_study(table, rank_correlation(table))
+    return teacher_study(table, {x: rank_correlation(table, of=x) for x in TEACHER_AXES if x in table})
 
 
 @dataclass(frozen=True)
