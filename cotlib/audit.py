@@ -17,13 +17,6 @@ LAST_LETTER = re.compile(r"last letter of [\"']?(.+?)[\"']? is [\"']?([^\W\d_])[
 # an arithmetic step written out with its result: "32 + 42 = 74", "3 x 4 - 2 = 10"
 EQUATION = re.compile(r"\d[\d,.]*(?:\s*[-+*/x×÷]\s*\d[\d,.]*)+\s*=\s*\$?\d")
 
-
-def written_equations(rationales: list[str]) -> float:
-    """% of rationales that write at least one arithmetic step with its result (NaN: none)."""
-    if not rationales:
-        return float("nan")
-    return 100 * sum(bool(EQUATION.search(r)) for r in rationales) / len(rationales)
-
 # (new-token cap, stop string) of each generation `evaluation.evaluate` makes per method
 # (None: the profile's max_new_tokens); Zero-shot-CoT generates its rationale, then its answer.
 GENERATION = {"fine_tune_cot": [(None, COMPLETION_END.strip())],
@@ -159,8 +152,15 @@ def training_audit(task: Task, method: str, curated: list[FinetuneSample], max_n
 def writes_steps(task: Task, rationales: list[str]) -> int | None:
     """How many rationales write an arithmetic step with its result (None: not an arithmetic
     task). The recorded teacher often states a total without the sum that gives it."""
-    if task.answer_type != "number":
-        return None
+    return steps_written(rationales) if task.answer_type == "number" else None
+
+
+def written_equations(rationales: list[str]) -> float:
+    """% of rationales that write at least one arithmetic step with its result (NaN: none)."""
+    return 100 * steps_written(rationales) / len(rationales) if rationales else float("nan")
+
+
+def steps_written(rationales: list[str]) -> int:
     return sum(bool(EQUATION.search(r)) for r in rationales)
 
 

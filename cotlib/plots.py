@@ -263,9 +263,9 @@ def teacher_study(table: pd.DataFrame, ranks: dict[str, pd.DataFrame]) -> plt.Fi
                         xytext=(3, 3), textcoords="offset points")
         rho, p, n = ranks[x].set_index("task").reindex([task]).iloc[0][
             ["spearman", "p_value", "teachers"]]
-        p = f"p = {p:.3f}" if p >= 0.001 else "p < 0.001"
-        ax.set(title=f"{title(task)}\n" + (f"Spearman rho = {rho:.2f} ({p}, {n:.0f} teachers)"
-                                           if rho == rho else "fewer than 3 students finished"),
+        shown = f"p = {p:.3f}" if p >= 0.001 else "p < 0.001"
+        ax.set(title=f"{title(task)}\n" + (f"Spearman rho = {rho:.2f} ({shown}, {n:.0f} teachers)"
+                                           if pd.notna(rho) else "fewer than 3 students finished"),
                xlabel=TEACHER_AXES[x], ylabel="student test accuracy, D=1 (%)")
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
@@ -359,7 +359,7 @@ def ablation(table: pd.DataFrame) -> plt.Figure:
     named = table.assign(switches=[switches(row) for row in table.itertuples()])
     paper = paper_markers(named.task, {"GPT-3 0.3B": PAPER_FTC["GPT-3 0.3B, D=1"]})
     fig = cells(named, "switches", paper)
-    y = list(range(len(named)))[::-1]
+    y = fig.axes[0].get_yticks()  # the bars' rows, in the table's order
     for column, (marker, label) in READINGS.items():
         if column in named and named[column].notna().any():
             fig.axes[0].plot(100 * named[column] / named.n, y, marker=marker, mfc="none",

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from cotlib import results
+from cotlib import results, tables
 from cotlib.data import CotlibError
 from cotlib.tasks import get_task
 from conftest import PROJECT
@@ -190,7 +190,6 @@ def test_readme_shows_each_main_table_as_committed_with_its_intervals(table):
 
 
 def test_targets_are_the_fine_tune_cot_gaps_to_the_papers_rows_random_and_fine_tune():
-    from cotlib import tables
     main = results.read_table(PROJECT / "results/main_full.csv", [], index_col=0)
     goals = tables.targets(main)
     paper = tables.paper_results()
