@@ -195,7 +195,7 @@ def diverse_reasoning(table: pd.DataFrame) -> plt.Figure:
             top.axhspan(first[prefix + "ci_low"], first[prefix + "ci_high"], color=color,
                         alpha=0.1)
         top.plot([1], [first.paper_D1], "kx", ms=9, label="paper GPT-3 0.3B, D=1")
-        top.plot([rows.D.max()], [first.paper_diverse], "k*", ms=11,
+        top.plot([min(rows.D.max(), 8)], [first.paper_diverse], "k*", ms=11,
                  label="paper GPT-3 0.3B, diverse (D=8; 64 on MultiArith, SVAMP)")
         top.set(title=f"{title(task)}\n{first.teacher.split('/')[0]}", ylabel="test accuracy (%)",
                 ylim=(0, None))

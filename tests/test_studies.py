@@ -54,8 +54,8 @@ def test_read_only_tables_count_the_real_training_sets_and_train_nothing(runs):
     assert table.accuracy.isna().all() and table.recorded_D1_accuracy.isna().all()
     epochs = table[table.budget == "epochs"].set_index("D")
     # esc gpt-3.5-turbo on the 310 training questions (the last 40 of 350 held out)
-    assert epochs.train_samples.tolist() == [252, 501, 1003, 1996]
-    assert epochs.optimizer_steps.tolist() == [64, 126, 252, 500]  # 2 epochs, batch 8
+    assert epochs.train_samples.tolist() == [252, 501, 1003, 1996, 3993]
+    assert epochs.optimizer_steps.tolist() == [64, 126, 252, 500, 1000]  # 2 epochs, batch 8
     assert epochs.distinct_per_question[1] == 1 and 1.9 < epochs.distinct_per_question[8] < 2
     assert (table[table.budget == "steps"].optimizer_steps == 64).all()
     assert (table.paper_D1 == 50.67).all() and (table.paper_diverse == 59.33).all()
