@@ -14,8 +14,9 @@ from .format import ANSWER_SEP, COMPLETION_END, read_answer, split_completion
 from .tasks import Sample, Task, only_letters
 
 LAST_LETTER = re.compile(r"last letter of [\"']?(.+?)[\"']? is [\"']?([^\W\d_])[\"']?", re.I)
-# an arithmetic step written out with its result: "32 + 42 = 74", "3 x 4 - 2 = 10"
-EQUATION = re.compile(r"\d[\d,.]*(?:\s*[-+*/x×÷]\s*\d[\d,.]*)+\s*=\s*\$?\d")
+# an arithmetic step written out with its result: "32 + 42 = 74", "3 x 4 - 2 = 10", "5 - 8 = -3"
+STEP = re.compile(r"(\d[\d,.]*(?:\s*[-+*/x×÷]\s*\d[\d,.]*)+)\s*=\s*\$?(-?\s*\d[\d,]*(?:\.\d+)?)")
+OPERATORS = str.maketrans({",": "", "x": "*", "×": "*", "÷": "/"})
 
 # (new-token cap, stop string) of each generation `evaluation.evaluate` makes per method
 # (None: the profile's max_new_tokens); Zero-shot-CoT generates its rationale, then its answer.
@@ -123,6 +124,7 @@ def prediction_audit(task: Task, method: str, predictions: list[dict], max_new_t
             "names_other_choice": other_choices(task, [(p["sample_index"], p["rationale"],
                                                          p["predicted"]) for p in predictions]),
             "writes_steps": writes_steps(task, [p["rationale"] for p in predictions]),
+            "miscalculated": miscalculated(task, [p["rationale"] for p in predictions]),
             **distribution(task, [p["predicted"] for p in predictions], "predicted"),
             **distribution(task, [p["answer"] for p in predictions], "gold")}
 
@@ -145,6 +147,8 @@ def training_audit(task: Task, method: str, curated: list[FinetuneSample], max_n
             if method == "fine_tune_cot" else None,
             "writes_steps": writes_steps(task, [r for r, _ in read])
             if method == "fine_tune_cot" else None,
+            "miscalculated": miscalculated(task, [r for r, _ in read])
+            if method == "fine_tune_cot" else None,
             **distribution(task, answers, "predicted"),
             **distribution(task, [samples[s.sample_index].answer for s in curated], "gold")}
 
@@ -161,7 +165,36 @@ def written_equations(rationales: list[str]) -> float:
 
 
 def steps_written(rationales: list[str]) -> int:
-    return sum(bool(EQUATION.search(r)) for r in rationales)
+    return sum(bool(STEP.search(r)) for r in rationales)
+
+
+def step_results(rationale: str) -> list[bool]:
+    """Per written arithmetic step that reads as one, whether its result is right to the
+    precision it is written with ("10 / 3 = 3.33" is right, "5 + 4 = 10" is not)."""
+    checked = []
+    for left, result in STEP.findall(rationale):
+        try:  # digits, points and + - * / only (the pattern admits nothing else)
+            value = eval(left.translate(OPERATORS), {"__builtins__": {}})
+        except (SyntaxError, ZeroDivisionError):
+            continue  # "1.2.3 + 4", "05 + 1", "3 / 0"
+        written = result.replace(" ", "").replace(",", "")
+        decimals = len(written.partition(".")[2])
+        checked.append(abs(value - float(written)) <= 0.5 * 10 ** -decimals)
+    return checked
+
+
+def miscalculated(task: Task, rationales: list[str]) -> int | None:
+    """How many rationales write an arithmetic step with a wrong result (None: not an
+    arithmetic task)."""
+    if task.answer_type != "number":
+        return None
+    return sum(not all(step_results(r)) for r in rationales)
+
+
+def steps_right(rationales: list[str]) -> float:
+    """% of the written arithmetic steps whose result is right (NaN: none written)."""
+    checked = [right for r in rationales for right in step_results(r)]
+    return 100 * sum(checked) / len(checked) if checked else float("nan")
 
 
 def other_choices(task: Task, read: list[tuple[int, str, str]]) -> int | None:

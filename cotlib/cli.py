@@ -359,7 +359,7 @@ def cmd_figures(args: argparse.Namespace) -> None:
 
 def cmd_rebuild(args: argparse.Namespace) -> None:
     from .results import check  # noqa: PLC0415
-    status = check(args.results)
+    status = check(args.results, args.write)
     for table, state in status.items():
         print(f"{table}: {state}")
     if differ := [t for t, s in status.items() if s.startswith("differs")]:
@@ -390,6 +390,8 @@ def add_paper_steps(steps) -> None:
     r = steps.add_parser("rebuild", help="rebuild each results table from its committed "
                                          "predictions and compare it with the committed one")
     r.add_argument("--results", type=Path, default=PROJECT_ROOT / "results")
+    r.add_argument("--write", action="store_true", help="overwrite a table that differs (after "
+                   "a builder gained a column; its predictions are unchanged)")
     r.set_defaults(run=cmd_rebuild)
     s = steps.add_parser("restore", help="put every committed cell back under runs/ (finished "
                                          "cells are reused, not retrained)")

@@ -170,10 +170,15 @@ def _interval(ax, x, table: pd.DataFrame, **style) -> None:
 BUDGET_COLORS = {"epochs": "C0", "steps": "C1"}
 
 
+# dotted over a study's accuracy: what its test rationales get right (`studies.rationale_reading`)
+READ_RATIONALES = (("rationale_right", "s", "rationale reaches the gold answer"),
+                   ("steps_right", "v", "written steps computed right"))
+
+
 def diverse_reasoning(table: pd.DataFrame) -> plt.Figure:
     """Per task (columns): test accuracy against D with 95 % intervals, one line per budget
-    rule (dotted: the share of test rationales that reach the gold answer themselves, where
-    the task has such a step), the vanilla and recorded D=1 students as reference lines
+    rule (dotted: the share of test rationales that reach the gold answer themselves, or of
+    written arithmetic steps computed right, where the task has such a step), the vanilla and recorded D=1 students as reference lines
     (bands: their intervals), the paper's GPT-3 0.3B at D=1 and diverse as markers; below,
     training minutes per D."""
     tasks = list(dict.fromkeys(table.task))
@@ -184,9 +189,10 @@ def diverse_reasoning(table: pd.DataFrame) -> plt.Figure:
         for budget, line in rows.groupby("budget", sort=False):
             color = BUDGET_COLORS[budget]
             _interval(top, line.D, line, marker="o", color=color, label=f"ours, fixed {budget}")
-            if line.rationale_right.notna().any():
-                top.plot(line.D, line.rationale_right, marker="s", mfc="none", ls=":", color=color,
-                         label=f"ours, fixed {budget}: rationale reaches the gold answer")
+            for column, marker, reading in READ_RATIONALES:
+                if line[column].notna().any():
+                    top.plot(line.D, line[column], marker=marker, mfc="none", ls=":",
+                             color=color, label=f"ours, fixed {budget}: {reading}")
             bottom.plot(line.D, line.train_seconds / 60, marker="o", color=color)
         first = rows.iloc[0]
         for name, prefix, color in (("vanilla fine-tuning", "vanilla_", "0.4"),
@@ -457,9 +463,11 @@ def figure_error_categories(results_dir: Path, profile: str) -> plt.Figure:
 
 def figure_diverse_reasoning(results_dir: Path, profile: str) -> plt.Figure:
     from .results import read_table  # noqa: PLC0415
-    references = [f"{p}{k}" for p in ("vanilla_", "recorded_D1_") for k in ("accuracy", "ci_low", "ci_high")]
+    references = [f"{p}{k}" for p in ("vanilla_", "recorded_D1_")
+                  for k in ("accuracy", "ci_low", "ci_high")]
+    readings = [column for column, _, _ in READ_RATIONALES]
     return diverse_reasoning(read_table(Path(results_dir) / f"diverse_reasoning_{profile}.csv", [
-        "task", "teacher", "budget", "D", "accuracy", "ci_low", "ci_high", "rationale_right",
+        "task", "teacher", "budget", "D", "accuracy", "ci_low", "ci_high", *readings,
         "train_seconds", *references, "paper_D1", "paper_diverse"]))
 
 

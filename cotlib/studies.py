@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from . import sources
-from .audit import intermediate_counts, written_equations
+from .audit import intermediate_counts, steps_right, written_equations
 from .curation import report
 from .data import CotlibError, runs_root
 from .experiments import (Profile, finished, read_records, run, run_dir, teacher_completions,
@@ -101,17 +101,22 @@ def cell_row(profile: Profile, task: str, run_missing: bool = True, log=print) -
             "train_seconds": metrics.get("seconds", NAN),
             "validation": metrics.get("validation", {}).get("accuracy", NAN),
             **scores(metrics), "n": metrics.get("n", NAN),
-            "rationale_right": rationale_right(chosen, where) if metrics else NAN}
+            **(rationale_reading(chosen, where) if metrics else
+               {"rationale_right": NAN, "steps_right": NAN})}
 
 
-def rationale_right(task: Task, out: Path) -> float:
-    """% of a finished cell's test rationales that reach the gold answer themselves (Last
-    Letter's letters; a choice's text, whatever letter follows); NaN where a task has no such
-    step."""
-    counts = intermediate_counts(task, read_records(out / "predictions.jsonl"))
-    if "intermediate_right" not in counts:
-        return NAN
-    return 100 * counts["intermediate_right"] / counts["predictions"]
+def rationale_reading(task: Task, out: Path) -> dict:
+    """Over a finished cell's test rationales: rationale_right, the % that reach the gold
+    answer themselves (Last Letter's letters; a choice's text, whatever letter follows), and
+    steps_right, the % of their written arithmetic steps whose result is right; NaN where a
+    task has no such step."""
+    predictions = read_records(out / "predictions.jsonl")
+    counts = intermediate_counts(task, predictions)
+    right = 100 * counts["intermediate_right"] / counts["predictions"] \
+        if "intermediate_right" in counts else NAN
+    steps = steps_right([p["rationale"] for p in predictions]) \
+        if task.answer_type == "number" else NAN
+    return {"rationale_right": right, "steps_right": steps}
 
 
 def references(profile: Profile, task: str, run_missing: bool = True, log=print) -> dict:

@@ -1,8 +1,8 @@
 import re
 
 from cotlib import evaluation, results, sources
-from cotlib.audit import (GENERATION, candidates, prediction_audit, training_audit, valid_answer,
-                          written_equations)
+from cotlib.audit import (GENERATION, candidates, miscalculated, prediction_audit, step_results,
+                          steps_right, training_audit, valid_answer, written_equations)
 from cotlib.experiments import EVAL_METHOD, get_profile, run_dir, train_samples
 from cotlib.tables import audit_table, main_table
 from cotlib.tasks import get_task
@@ -135,6 +135,22 @@ def test_written_equations_counts_rationales_that_write_a_step_with_its_result()
     assert written_equations(["they had 32 + 42 = 74 pieces", "a total of 9 apples",
                               "3 x 4 - 2 = 10 left", "on 11/12/2019 = x", "so 5 = 5"]) == 40.0
     assert written_equations([]) != written_equations([])  # NaN: nothing to count
+
+
+def test_step_results_check_each_written_step_to_its_written_precision():
+    assert step_results("5 + 4 = 10, 10 / 3 = 3.33, 12-19= -7, 1,200 x 3 = 3,600, 3 / 0 = 1 "
+                        "and 7 - 9 = -1") == [False, True, True, True, False]  # 3 / 0: unread
+    svamp = get_task("svamp")
+    assert miscalculated(svamp, ["2 + 2 = 4", "2 + 2 = 5 and 3 - 1 = 2", "no step"]) == 1
+    assert miscalculated(COIN, ["2 + 2 = 5"]) is None
+
+
+def test_teachers_compute_their_written_steps_right():
+    for task, spec in (("multiarith", "recorded"), ("svamp", "faithful-cot:text-davinci-002"),
+                       ("svamp", "mcc-kd:gpt-3.5-turbo")):
+        right = [c.rationale for c in sources.completions(
+            sources.get_source(spec), get_task(task), "train", 1) if c.correct]
+        assert steps_right(right) > 96  # a few slips still reach the gold answer
 
 
 def test_the_recorded_teacher_writes_out_far_fewer_multiarith_steps_than_few_shot_cot():

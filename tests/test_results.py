@@ -114,6 +114,8 @@ def test_a_changed_prediction_changes_the_rebuilt_table(tmp_path):
     rewrite(cell, flip)  # 148 of 150 right: 98.67 -> 98.0
     assert results.check(out) == {"main_default.csv": "differs from its predictions"}
     assert "Fine-tune-CoT,98.0," in results.rebuild("main_default.csv", out)
+    assert results.check(out, write=True) == {"main_default.csv": "rewritten from its predictions"}
+    assert results.check(out) == {"main_default.csv": "rebuilt exactly"}
 
 
 def test_a_missing_cell_is_named_and_nothing_trains(tmp_path):

@@ -9,7 +9,7 @@ from cotlib import cli, results
 from cotlib.data import CotlibError
 from cotlib.experiments import get_profile, run, run_dir
 from cotlib.studies import (QWEN_T07, budgeted, diverse_summary, diverse_table, planned_steps,
-                            rank_correlation, rationale_right, seconds_to_run, teacher_table)
+                            rank_correlation, rationale_reading, seconds_to_run, teacher_table)
 from cotlib.tasks import get_task
 
 QUIET = {"log": lambda message: None}
@@ -67,12 +67,16 @@ def test_read_only_tables_count_the_real_training_sets_and_train_nothing(runs):
     assert not runs.exists()
 
 
-def test_rationale_right_reads_what_each_test_rationale_concludes(runs):
-    cell = "date_understanding/fine_tune_cot-c5a4b6f4"  # gpt-3.5-turbo D=8, full profile
-    results.restore_cell(results.cell_path(results.RESULTS, cell), runs)
+def test_the_rationale_reading_checks_what_each_test_rationale_concludes_and_computes(runs):
+    date, svamp = "date_understanding/fine_tune_cot-c5a4b6f4", "svamp/fine_tune_cot-cb0cf7dc"
+    for cell in (date, svamp):  # gpt-3.5-turbo D=8 on Date, D=1 on SVAMP; full profile
+        results.restore_cell(results.cell_path(results.RESULTS, cell), runs)
+    read = rationale_reading(get_task("date_understanding"), runs / date)
     # 70 of 111 rationales end on the gold choice's date; 14 letters after --> are right
-    assert round(rationale_right(get_task("date_understanding"), runs / cell), 2) == 63.06
-    assert math.isnan(rationale_right(get_task("multiarith"), runs / cell))  # no such step
+    assert round(read["rationale_right"], 2) == 63.06 and math.isnan(read["steps_right"])
+    read = rationale_reading(get_task("svamp"), runs / svamp)
+    # the student gets 50 of its 223 written steps right ("5 + 4 = 10"); no concluding step
+    assert round(read["steps_right"], 2) == 22.42 and math.isnan(read["rationale_right"])
 
 
 def test_plans_refuse_tasks_they_do_not_cover():
