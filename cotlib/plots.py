@@ -172,13 +172,14 @@ BUDGET_COLORS = {"epochs": "C0", "steps": "C1"}
 
 # dotted over a study's accuracy: what its test rationales get right (`studies.rationale_reading`)
 READ_RATIONALES = (("rationale_right", "s", "rationale reaches the gold answer"),
-                   ("steps_right", "v", "written steps computed right"))
+                   ("steps_right", "v", "written steps computed right"),
+                   ("computed_right", "^", "last step, computed exactly, gives the gold answer"))
 
 
 def diverse_reasoning(table: pd.DataFrame) -> plt.Figure:
     """Per task (columns): test accuracy against D with 95 % intervals, one line per budget
-    rule (dotted: the share of test rationales that reach the gold answer themselves, or of
-    written arithmetic steps computed right, where the task has such a step), the vanilla and recorded D=1 students as reference lines
+    rule (dotted: what the test rationales get right, `READ_RATIONALES`, where the task has
+    such a step), the vanilla and recorded D=1 students as reference lines
     (bands: their intervals), the paper's GPT-3 0.3B at D=1 and diverse as markers; below,
     training minutes per D."""
     tasks = list(dict.fromkeys(table.task))

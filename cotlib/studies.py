@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from . import sources
-from .audit import intermediate_counts, steps_right, written_equations
+from .audit import computed_right, intermediate_counts, steps_right, written_equations
 from .curation import report
 from .data import CotlibError, runs_root
 from .experiments import (Profile, finished, read_records, run, run_dir, teacher_completions,
@@ -45,6 +45,7 @@ TEACHER_PLAN = {
 # "epochs" (the paper): every D trains the profile's epochs, so D=8 takes ~8x the optimizer
 # steps of D=1. "steps": every D trains as many steps as D=1 of the same source.
 BUDGETS = ("epochs", "steps")
+READINGS = ("rationale_right", "steps_right", "computed_right")  # of test rationales
 PAPER_STUDENT = ("GPT-3", "0.3B")  # the paper's smallest GPT-3, the issue's targets
 NAN = float("nan")
 
@@ -101,22 +102,25 @@ def cell_row(profile: Profile, task: str, run_missing: bool = True, log=print) -
             "train_seconds": metrics.get("seconds", NAN),
             "validation": metrics.get("validation", {}).get("accuracy", NAN),
             **scores(metrics), "n": metrics.get("n", NAN),
-            **(rationale_reading(chosen, where) if metrics else
-               {"rationale_right": NAN, "steps_right": NAN})}
+            **(rationale_reading(chosen, where) if metrics else dict.fromkeys(READINGS, NAN))}
 
 
 def rationale_reading(task: Task, out: Path) -> dict:
     """Over a finished cell's test rationales: rationale_right, the % that reach the gold
-    answer themselves (Last Letter's letters; a choice's text, whatever letter follows), and
-    steps_right, the % of their written arithmetic steps whose result is right; NaN where a
-    task has no such step."""
+    answer themselves (Last Letter's letters; a choice's text, whatever letter follows);
+    steps_right, the % of their written arithmetic steps whose result is right;
+    computed_right, the % whose last written step, computed exactly, gives the gold answer.
+    NaN where a task has no such step."""
     predictions = read_records(out / "predictions.jsonl")
     counts = intermediate_counts(task, predictions)
-    right = 100 * counts["intermediate_right"] / counts["predictions"] \
-        if "intermediate_right" in counts else NAN
-    steps = steps_right([p["rationale"] for p in predictions]) \
-        if task.answer_type == "number" else NAN
-    return {"rationale_right": right, "steps_right": steps}
+    read = dict.fromkeys(READINGS, NAN)
+    if "intermediate_right" in counts:
+        read["rationale_right"] = 100 * counts["intermediate_right"] / counts["predictions"]
+    if task.answer_type == "number":
+        read["steps_right"] = steps_right([p["rationale"] for p in predictions])
+        read["computed_right"] = 100 * sum(computed_right(p["rationale"], p["answer"])
+                                           for p in predictions) / len(predictions)
+    return read
 
 
 def references(profile: Profile, task: str, run_missing: bool = True, log=print) -> dict:

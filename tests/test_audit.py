@@ -1,8 +1,9 @@
 import re
 
 from cotlib import evaluation, results, sources
-from cotlib.audit import (GENERATION, candidates, miscalculated, prediction_audit, step_results,
-                          steps_right, training_audit, valid_answer, written_equations)
+from cotlib.audit import (GENERATION, candidates, computed_right, miscalculated, prediction_audit,
+                          step_results, steps_right, training_audit, valid_answer,
+                          written_equations)
 from cotlib.experiments import EVAL_METHOD, get_profile, run_dir, train_samples
 from cotlib.tables import audit_table, main_table
 from cotlib.tasks import get_task
@@ -143,6 +144,8 @@ def test_step_results_check_each_written_step_to_its_written_precision():
     svamp = get_task("svamp")
     assert miscalculated(svamp, ["2 + 2 = 4", "2 + 2 = 5 and 3 - 1 = 2", "no step"]) == 1
     assert miscalculated(COIN, ["2 + 2 = 5"]) is None
+    assert computed_right("4 + 5 = 10 apples, so 10 - 1 = 8", "9")  # slips, set up right
+    assert not computed_right("4 + 5 = 9 apples", "8") and not computed_right("nine", "9")
 
 
 def test_teachers_compute_their_written_steps_right():

@@ -77,6 +77,8 @@ def test_the_rationale_reading_checks_what_each_test_rationale_concludes_and_com
     read = rationale_reading(get_task("svamp"), runs / svamp)
     # the student gets 50 of its 223 written steps right ("5 + 4 = 10"); no concluding step
     assert round(read["steps_right"], 2) == 22.42 and math.isnan(read["rationale_right"])
+    # 20 answers are right; 25 rationales set up a last step that computes to the gold answer
+    assert round(read["computed_right"] * 3) == 25
 
 
 def test_plans_refuse_tasks_they_do_not_cover():
