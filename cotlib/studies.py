@@ -182,17 +182,19 @@ def diverse_table(profile: Profile, tasks: list[str] | None = None,
 
 
 def diverse_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per task and budget: the largest D against D=1 of the same source and against the
-    paper's GPT-3 0.3B diverse number (gains in points; NaN where a cell is missing), and how
-    many test rationales reach the gold answer themselves at both."""
+    """Per task and budget: the largest finished D against D=1 of the same source and against
+    the paper's GPT-3 0.3B diverse number (gains in points), and at both what the test
+    rationales get right (`READINGS`: reached the gold answer; the last step computed
+    exactly gives it)."""
     rows = []
-    for (task, budget), line in table.groupby(["task", "budget"], sort=False):
+    for (task, budget), line in table.dropna(subset=["accuracy"]).groupby(["task", "budget"],
+                                                                           sort=False):
         first, last = line.loc[line.D.idxmin()], line.loc[line.D.idxmax()]
         rows.append({"task": task, "teacher": first.teacher, "budget": budget,
                      "D1": first.accuracy, "largest_D": last.D, "at_largest_D": last.accuracy,
                      "gain_over_D1": last.accuracy - first.accuracy,
-                     "rationale_right_D1": first.rationale_right,
-                     "rationale_right_at_largest_D": last.rationale_right,
+                     **{f"{reading}_{at}": row[reading] for reading in ("rationale_right", "computed_right")
+                        for at, row in (("D1", first), ("at_largest_D", last))},
                      "paper_diverse": last.paper_diverse,
                      "over_paper_diverse": last.accuracy - last.paper_diverse})
     return pd.DataFrame(rows)
