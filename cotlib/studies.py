@@ -182,14 +182,16 @@ def diverse_table(profile: Profile, tasks: list[str] | None = None,
 
 
 def diverse_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per task and budget: the largest finished D against D=1 of the same source and against
-    the paper's GPT-3 0.3B diverse number (gains in points), and at both what the test
-    rationales get right (`READINGS`: reached the gold answer; the last step computed
-    exactly gives it)."""
+    """Per task and budget with a D>1 finished: the largest finished D against D=1 of the same
+    source and against the paper's GPT-3 0.3B diverse number (gains in points), and at both
+    what the test rationales get right (reached the gold answer; the last written step,
+    computed exactly, gives it)."""
     rows = []
     for (task, budget), line in table.dropna(subset=["accuracy"]).groupby(["task", "budget"],
                                                                            sort=False):
         first, last = line.loc[line.D.idxmin()], line.loc[line.D.idxmax()]
+        if first.D == last.D:
+            continue  # only D=1 finished: nothing to compare yet
         rows.append({"task": task, "teacher": first.teacher, "budget": budget,
                      "D1": first.accuracy, "largest_D": last.D, "at_largest_D": last.accuracy,
                      "gain_over_D1": last.accuracy - first.accuracy,
