@@ -4,14 +4,16 @@ import os
 import subprocess
 import sys
 
+from cotlib.experiments import get_profile, run_dir
+from cotlib.store import owned
 from conftest import PROJECT
 
 
 def start_run(runs):
     return subprocess.Popen([sys.executable, "-m", "cotlib", "run", "--profile", "smoke",
                              "--tasks", "coin_flip", "--methods", "vanilla"], cwd=PROJECT,
-                            env={**os.environ, "COTLIB_RUNS": str(runs)}, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            env={**os.environ, "COTLIB_RUNS": str(runs), "PYTHONUNBUFFERED": "1"},
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 def cell(runs):
@@ -22,16 +24,31 @@ def cell(runs):
     return metrics, (out / "predictions.jsonl").read_text()
 
 
-def test_two_runs_on_one_folder_train_a_cell_once(tmp_path):
-    pair = [start_run(tmp_path / "shared") for _ in range(2)]
-    outputs = [p.communicate(timeout=600)[0] for p in pair]
-    assert [p.returncode for p in pair] == [0, 0], outputs
-    trained = [out for out in outputs if "step 4/4" in out]
-    waited = [out for out in outputs if "step 4/4" not in out]
-    assert len(trained) == 1 and len(waited) == 1, outputs
-    said = [line for line in waited[0].splitlines() if "in use by process" in line]
-    assert len(said) == 1 and "waiting" in said[0] and "in use" not in trained[0]
+def read_until(process, text):
+    """The process's output lines up to the first that holds `text` (all of them if none)."""
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if text in line:
+            break
+    return lines
+
+
+def test_a_run_waits_for_the_owner_of_its_cell_and_a_finished_cell_is_not_trained_again(
+        tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    monkeypatch.setenv("COTLIB_RUNS", str(shared))
+    with owned(run_dir(get_profile("smoke"), "coin_flip", "vanilla"), log=lambda _: None):
+        waiting = start_run(shared)  # this test process owns the cell: the run must wait
+        said = read_until(waiting, "in use by process")
+    rest = waiting.communicate(timeout=600)[0]
+    assert waiting.returncode == 0, said + [rest]
+    assert f"in use by process {os.getpid()}: waiting" in said[-1]
+    assert "step 4/4" in rest  # trained once the owner let go
+    again = start_run(shared)
+    out = again.communicate(timeout=600)[0]
+    assert again.returncode == 0 and "step 4/4" not in out and "in use" not in out
     alone = start_run(tmp_path / "alone")
     alone.communicate(timeout=600)
     assert alone.returncode == 0
-    assert cell(tmp_path / "shared") == cell(tmp_path / "alone")
+    assert cell(shared) == cell(tmp_path / "alone")
