@@ -195,7 +195,8 @@ def diverse_summary(table: pd.DataFrame) -> pd.DataFrame:
         rows.append({"task": task, "teacher": first.teacher, "budget": budget,
                      "D1": first.accuracy, "largest_D": last.D, "at_largest_D": last.accuracy,
                      "gain_over_D1": last.accuracy - first.accuracy,
-                     **{f"{reading}_{at}": row[reading] for reading in ("rationale_right", "computed_right")
+                     **{f"{reading}_{at}": row[reading]
+                        for reading in ("rationale_right", "computed_right")
                         for at, row in (("D1", first), ("at_largest_D", last))},
                      "paper_diverse": last.paper_diverse,
                      "over_paper_diverse": last.accuracy - last.paper_diverse})
