@@ -168,7 +168,7 @@ def steps_written(rationales: list[str]) -> int:
     return sum(bool(STEP.search(r)) for r in rationales)
 
 
-def written_steps(rationale: str) -> list[tuple[float, str]]:
+def evaluated_steps(rationale: str) -> list[tuple[float, str]]:
     """Each written arithmetic step that reads as one: its exact value and its written result."""
     read = []
     for left, result in STEP.findall(rationale):
@@ -184,13 +184,13 @@ def step_results(rationale: str) -> list[bool]:
     """Per written arithmetic step, whether its result is right to the precision it is
     written with ("10 / 3 = 3.33" is right, "5 + 4 = 10" is not)."""
     return [abs(value - float(written)) <= 0.5 * 10 ** -len(written.partition(".")[2])
-            for value, written in written_steps(rationale)]
+            for value, written in evaluated_steps(rationale)]
 
 
 def computed_right(rationale: str, gold: str) -> bool:
     """Whether the rationale's last written step, computed exactly, gives the gold answer:
     the operation set up right, whatever result the student wrote (a calculator's reading)."""
-    steps = written_steps(rationale)
+    steps = evaluated_steps(rationale)
     return bool(steps) and abs(steps[-1][0] - float(gold)) < 1e-6
 
 

@@ -2,8 +2,8 @@
 # Diverse reasoning (notebook 05): Gemma-3-270M Fine-tune-CoT students at each D of
 # `studies.DIVERSE_PLAN` (Last Letter esc:gpt-3.5-turbo at D=1,2,4,8,16, Date
 # mot:gpt-3.5-turbo-cot1 and SVAMP mcc-kd:gpt-3.5-turbo at D=1,2,4,8; MultiArith, our local
-# Qwen at T=0.7, D=1,2,4), each task
-# with its reference cells (vanilla, recorded text-davinci-002 at D=1), every D training as
+# Qwen at T=0.7, D=1,2,4), each task with its reference cells (vanilla, recorded
+# text-davinci-002 at D=1), every D training as
 # many optimizer steps as D=1 (fixed steps: 2 CPU cores cannot afford the paper's fixed epochs,
 # ~15 h on the full profile); then the paper's fixed epochs on EPOCHS_TASKS. One task at a time;
 # rerun to resume (finished or committed cells are reused, a killed cell resumes from its

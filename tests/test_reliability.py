@@ -44,7 +44,7 @@ def test_a_run_waits_for_the_owner_of_its_cell_and_a_finished_cell_is_not_traine
     rest = waiting.communicate(timeout=600)[0]
     assert waiting.returncode == 0, said + [rest]
     assert f"in use by process {os.getpid()}: waiting" in said[-1]
-    assert "step 4/4" in rest  # trained once the owner let go
+    assert "step 4/4" in rest and "in use" not in rest  # said once; trained once let go
     again = start_run(shared)
     out = again.communicate(timeout=600)[0]
     assert again.returncode == 0 and "step 4/4" not in out and "in use" not in out
