@@ -365,6 +365,13 @@ def main_long(results_dir: Path, table: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def seeds_cell(row: pd.Series) -> str:
+    """A seed_table row as the README shows it: mean ± spread (count); one seed: no spread."""
+    if row["seeds"] < 2:
+        return f"– ({int(row['seeds'])})"
+    return f"{row['mean']:.2f} ± {row['spread']:.2f} ({int(row['seeds'])})"
+
+
 def main_markdown(results_dir: Path, table: str, seeds: str | None = None) -> str:
     """A committed main table as the README shows it: each student accuracy with its 95 %
     interval from the committed predictions and, with `seeds` (a `seed_table` CSV), a row of
@@ -388,7 +395,6 @@ def main_markdown(results_dir: Path, table: str, seeds: str | None = None) -> st
         lines.append(f"| {row} | " + " | ".join(value(row, t) for t in wide.columns) + " |")
         if row == tables.ROW_NAMES["fine_tune_cot"] and spread is not None:
             lines.append("| Fine-tune-CoT, mean ± spread over seeds | " + " | ".join(
-                f"{spread.loc[t, 'mean']:.2f} ± {spread.loc[t, 'spread']:.2f} "
-                f"({int(spread.loc[t, 'seeds'])})" if t in spread.index else "–"
-                for t in wide.columns) + " |")
+                seeds_cell(spread.loc[t]) if t in spread.index else "–" for t in wide.columns)
+                + " |")
     return "\n".join(lines)

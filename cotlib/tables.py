@@ -23,7 +23,7 @@ ROW_NAMES = {"fine_tune_cot": "Fine-tune-CoT", "vanilla": "Fine-tune", "zero_sho
              "zero_shot_cot": "Zero-shot-CoT", "few_shot_cot": "Few-shot-CoT"}
 LOW, HIGH = "95% low", "95% high"  # a main table's interval rows, after each student's row
 PAPER_ROWS = [("GPT-3", "Fine-tune-CoT", "0.3B"), ("GPT-3", "Fine-tune-CoT", "6.7B"),
-              ("GPT-3", "Fine-tune", "0.3B")]
+              ("GPT-3", "Fine-tune", "0.3B"), ("GPT-2", "Fine-tune-CoT", "355M")]
 
 
 def row_name(profile: Profile, method: str) -> str:

@@ -2,6 +2,7 @@ import gzip
 import json
 import shutil
 
+import pandas as pd
 import pytest
 
 from cotlib import results, tables
@@ -206,3 +207,10 @@ def test_targets_are_the_fine_tune_cot_gaps_to_the_papers_rows_random_and_fine_t
     date = goals.loc["date_understanding"]
     assert date.vs_gpt2_355M == pytest.approx(main.loc["Fine-tune-CoT", "date_understanding"] - 25.23)
     assert date.vs_fine_tune < 0 and date.ci_low <= date.fine_tune_cot <= date.ci_high
+
+
+def test_the_seed_row_shows_no_spread_until_two_seeds_finish():
+    one = pd.Series({"seeds": 1, "mean": 3.33, "spread": float("nan")})
+    three = pd.Series({"seeds": 3, "mean": 13.813, "spread": 2.08})
+    assert results.seeds_cell(one) == "– (1)"
+    assert results.seeds_cell(three) == "13.81 ± 2.08 (3)"
