@@ -36,7 +36,8 @@ BUILDERS = {f.__name__: f for f in (tables.main_table, tables.cells_table,
                                      tables.source_table, tables.audit_table, tables.recipe_table,
                                      tables.seed_table, studies.diverse_table, studies.teacher_table)}
 STUDIES = ("diverse_table", "teacher_table")  # their cells: the columns naming a run folder
-PARTIAL = ("cells_table", "source_table", "seed_table", *STUDIES)  # read finished cells only: NaN where not
+# Builders that read finished cells only: NaN where a cell has not run.
+PARTIAL = ("cells_table", "source_table", "seed_table", *STUDIES)
 CELL_COLUMNS = ("cell", "vanilla_cell", "recorded_D1_cell")
 DECIMALS = 2  # every table is committed rounded to this
 
