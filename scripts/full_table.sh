@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The full main table (notebook 04, profile "full": the recipe chosen on validation in
 # results/recipe_search.csv) in two passes over the tasks: first the five methods of every
-# task, then Fine-tune-CoT again under SEEDS. After each task of each pass it saves
-# results/main_full.csv and audit_full.csv (the tasks whose five methods have finished) and
-# seeds_full.csv (the seeds finished so far, counted), with their predictions: every cell's
-# predictions are exported as it finishes, so the table grows task by task.
+# task, then Fine-tune-CoT again under SEEDS. After each task of the first pass it saves
+# results/main_full.csv and audit_full.csv (the tasks whose five methods have finished), and
+# after each task of either pass seeds_full.csv (the seeds finished so far, counted), with
+# their predictions: every cell's predictions are exported as it finishes, so the table grows
+# task by task.
 # Rerun to resume (finished or committed cells are reused, a killed cell resumes from its
 # checkpoint). TASKS picks and orders tasks (default: all 9).
 set -euo pipefail
@@ -31,14 +32,16 @@ def seeded(task):
 def complete(task):
     return all(experiments.finished(experiments.run_dir(p, task, m)) for p, m in methods(task))
 
-def save(note):
+def save(note, main):
+    # the seed table; with main, the main and audit tables too (seeds change neither)
     profile = experiments.get_profile("full", tasks=[t for t in full.tasks if complete(t)])
-    results.save_table(tables.main_table(profile, log=lambda m: None),
-                       results.RESULTS / "main_full.csv", "main_table", profile)
+    if main:
+        results.save_table(tables.main_table(profile, log=lambda m: None),
+                           results.RESULTS / "main_full.csv", "main_table", profile)
+        results.save_table(tables.audit_table(profile), results.RESULTS / "audit_full.csv",
+                           "audit_table", profile)
     results.save_table(tables.seed_table(profile, seeds), results.RESULTS / "seeds_full.csv",
                        "seed_table", profile, index=False, seeds=list(seeds))
-    results.save_table(tables.audit_table(profile), results.RESULTS / "audit_full.csv",
-                       "audit_table", profile)
     print(f"{note}: saved (the tables hold {len(profile.tasks)} tasks)", flush=True)
 
 for cells, step in ((methods, "five methods"), (seeded, "seeds")):
@@ -46,5 +49,5 @@ for cells, step in ((methods, "five methods"), (seeded, "seeds")):
         for chosen, method in cells(task):  # exported as it finishes: another machine restores
             experiments.run(chosen, task, method)  # the cell instead of training it again
             results.export_cell(experiments.run_dir(chosen, task, method))
-        save(f"{task}, {step}")
+        save(f"{task}, {step}", main=cells is methods)
 PY
